@@ -1,0 +1,142 @@
+"""Resolve a ``--resume SOURCE`` and check that it fits the target *before* training starts.
+
+A source that does not fit (another resolution, channel count or number of classes)
+used to fail deep inside a load, or worse, load partially and train garbage. Here the
+check walks the target's tensors in order and stops at the first one whose name is
+missing from the source or whose shape differs, and the error says which tensor, both
+shapes, and the flag that makes them fit (``--resolution 64``, ``--num-classes 10``) or
+``--allow-partial`` to keep only the fitting layers (then the load report lists exactly
+what was left at its initialisation).
+
+Where sources come from is pluggable: :func:`resolve_source` first asks resolvers
+registered with :func:`register_resolver`, then the model zoo
+(:func:`gantl.checkpoints.zoo.resolve`, which also converts NVIDIA ``.pkl`` and
+DCGAN-tutorial ``.pth`` files), then takes an existing ``.safetensors`` path as is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gantl.errors import CheckpointError, SourceMismatchError
+
+log = logging.getLogger("gantl")
+
+_RESOLVERS: list[Callable[[str], Path | None]] = []
+
+# The constructor arguments that decide whether tensors fit, with the flag that sets each.
+_FIT_KEYS = (("img_resolution", "--resolution"), ("img_channels", "--channels"), ("c_dim", "--num-classes"))
+
+
+def register_resolver(fn: Callable[[str], Path | None]) -> Callable[[str], Path | None]:
+    """Add a resolver: name -> path of a gantl checkpoint, or None when it does not know the name."""
+    _RESOLVERS.append(fn)
+    return fn
+
+
+def resolve_source(name: str) -> Path:
+    """The gantl ``.safetensors`` path for a source name or file (see the module docstring)."""
+    for fn in _RESOLVERS:
+        found = fn(name)
+        if found is not None:
+            return Path(found)
+    try:
+        from gantl.checkpoints import zoo
+    except ImportError:  # pragma: no cover - the zoo is part of gantl
+        zoo = None
+    if zoo is not None and hasattr(zoo, "resolve"):
+        return Path(zoo.resolve(name))
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path
+    raise CheckpointError(f"source '{name}' is neither a file nor a known model name; "
+                          f"pass a .safetensors path (see `gantl models list`)")
+
+
+@dataclass
+class Source:
+    """A loaded source checkpoint: its path, tensors per network and metadata."""
+
+    path: Path
+    tensors: dict[str, dict[str, torch.Tensor]]
+    metadata: dict[str, Any]
+
+    def network_info(self, net: str) -> dict[str, Any]:
+        return dict(self.metadata.get("networks", {}).get(net, {}))
+
+
+def load_source(name: str) -> Source:
+    """Resolve and load a source checkpoint (never runs code: safetensors only)."""
+    from gantl.checkpoints.format import load_checkpoint
+
+    path = resolve_source(name)
+    ckpt = load_checkpoint(path)
+    return Source(path=path, tensors=ckpt.tensors, metadata=dict(ckpt.metadata))
+
+
+def _hint(source: Source, net_name: str, target: nn.Module) -> str:
+    info = source.network_info(net_name)
+    src_cfg = info.get("config", {})
+    tgt_cfg = getattr(target, "config", {})
+    for key, flag in _FIT_KEYS:
+        if key in src_cfg and key in tgt_cfg and src_cfg[key] != tgt_cfg[key]:
+            value = src_cfg[key]
+            what = {"img_resolution": "resolution", "img_channels": "channel count",
+                    "c_dim": "number of classes"}[key]
+            return (f"the source's {what} is {value}, the target's {tgt_cfg[key]}: pass {flag} {value} "
+                    f"(and a dataset that matches), or --allow-partial to keep the fitting layers")
+    return "pass the source's architecture options, or --allow-partial to keep the fitting layers"
+
+
+def check_fit(source: Source, nets: dict[str, nn.Module]) -> None:
+    """Raise SourceMismatchError at the first target tensor the source cannot fill exactly."""
+    for net_name, net in nets.items():
+        if net_name not in source.tensors:
+            if net_name == "G_ema":
+                continue  # a source without G_ema starts G_ema from its G
+            raise SourceMismatchError(f"source {source.path} has no '{net_name}' network; "
+                                      f"it holds {', '.join(sorted(source.tensors))}")
+        src_arch = source.network_info(net_name).get("arch")
+        from gantl.models.registry import arch_of
+
+        tgt_arch = arch_of(net)
+        if src_arch is not None and src_arch != tgt_arch:
+            raise SourceMismatchError(f"source {net_name} is a {src_arch} network but the target is {tgt_arch}; "
+                                      f"pass --model {src_arch}")
+        src = source.tensors[net_name]
+        for name, tensor in net.state_dict().items():
+            have = src.get(name)
+            if have is None or tuple(have.shape) != tuple(tensor.shape):
+                src_shape = "missing" if have is None else list(have.shape)
+                raise SourceMismatchError(
+                    f"source does not fit the target at {net_name}.{name}: source shape {src_shape}, "
+                    f"target shape {list(tensor.shape)}; {_hint(source, net_name, net)}")
+
+
+def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: bool = False) -> dict[str, Any]:
+    """Load the source into ``nets`` ({"G", "D", "G_ema"}), strictly unless ``allow_partial``.
+
+    Returns the load reports per network (what was skipped or left at initialisation).
+    """
+    from gantl.checkpoints.format import load_state
+
+    if not allow_partial:
+        check_fit(source, nets)
+    reports: dict[str, Any] = {}
+    for net_name, net in nets.items():
+        tensors = source.tensors.get(net_name)
+        if tensors is None and net_name == "G_ema":
+            tensors = source.tensors.get("G")
+        if tensors is None:
+            raise SourceMismatchError(f"source {source.path} has no '{net_name}' network")
+        reports[net_name] = load_state(net, tensors, allow_partial=allow_partial)
+        if allow_partial:
+            log.warning("partial load of %s from %s: %s", net_name, source.path, reports[net_name])
+    return reports
