@@ -315,12 +315,12 @@ class ImageDataset(torch.utils.data.Dataset):
         )
 
         self.paths, self._labels, sizes, digests = self._scan(rels, label_rows, subset, verify == "full", progress)
+        if self.skipped:
+            self._warn_skipped(self.skipped)
         self.resolution = self._check_resolution(self.paths, sizes, resolution)
         self.num_channels = 3
         self.c_dim = int(self._labels.shape[1])
         self._content_hash = _combine_digests(self.paths, digests)
-        if self.skipped:
-            self._warn_skipped(self.skipped)
 
     # ---- construction helpers
 
@@ -437,20 +437,25 @@ class ImageDataset(torch.utils.data.Dataset):
         return paths, labels, [k[1] for k in kept], [k[2] for k in kept]
 
     def _check_resolution(self, paths: list[str], sizes: list[tuple[int, int]], resolution: int | None) -> int:
+        """Every image must be square and the same size (``resolution`` if given, else the first one's)."""
         if resolution is not None:
-            want, ref = (resolution, resolution), None
+            want, basis = resolution, f"resolution={resolution} was asked for"
         else:
-            want, ref = sizes[0], paths[0]
-        for rel, size in zip(paths, sizes, strict=True):
-            if size != want or size[0] != size[1]:
-                side = resolution or max(want)
-                basis = f"like the first image {ref}" if ref is not None else "as requested"
-                raise DatasetError(
-                    f"{self.source.display(rel)} is {size[0]}x{size[1]} but the dataset needs square "
-                    f"{want[0]}x{want[1]} images ({basis}); run `gantl data build {self.source.display()} "
-                    f"--size {side} --out data{side}.zip` to crop and resize"
-                )
-        return int(want[0])
+            want, basis = sizes[0][0], f"like the first image {paths[0]}"
+        for rel, (w, h) in zip(paths, sizes, strict=True):
+            if w == h == want:
+                continue
+            if w != h and resolution is None:
+                problem = "not square"
+                side = resolution or 2 ** int(np.log2(min(w, h)))
+            else:
+                problem = f"but the dataset's images are {want}x{want} ({basis})"
+                side = want
+            raise DatasetError(
+                f"{self.source.display(rel)} is {w}x{h}, {problem}; run `gantl data build "
+                f"{self.source.display()} --size {side} --out data{side}.zip` to crop and resize"
+            )
+        return int(want)
 
     def _warn_skipped(self, skipped: Sequence[tuple[str, str]]) -> None:
         listed = "; ".join(f"{p} ({r})" for p, r in skipped[:_MAX_LISTED])
