@@ -139,7 +139,8 @@ class AugmentPipe(nn.Module):
         self.brightness_std, self.contrast_std = float(brightness_std), float(contrast_std)
         self.hue_max, self.saturation_std = float(hue_max), float(saturation_std)
         self.imgfilter_bands = tuple(float(b) for b in imgfilter_bands)
-        self.imgfilter_std, self.noise_std, self.cutout_size = float(imgfilter_std), float(noise_std), float(cutout_size)
+        self.imgfilter_std, self.noise_std = float(imgfilter_std), float(noise_std)
+        self.cutout_size = float(cutout_size)
         self.register_buffer("p", torch.tensor(float(p)))
         self.set_p(p)
 
@@ -277,7 +278,8 @@ class AugmentPipe(nn.Module):
                     continue
                 on = gate(w8["imgfilter"] * p * band_weight)
                 t = torch.ones(n, 4, device=gen_device)
-                t[:, band] = torch.where(on, torch.exp2(randn(n) * self.imgfilter_std), torch.ones(n, device=gen_device))
+                gain = torch.exp2(randn(n) * self.imgfilter_std)
+                t[:, band] = torch.where(on, gain, torch.ones(n, device=gen_device))
                 gains = gains * imgfilter_ops.normalise_gains(t)
                 any_on |= on
             params.band_gains = gains

@@ -81,28 +81,39 @@ def downsample_kernel(lobes: int = LANCZOS_LOBES, dtype=torch.float64) -> Tensor
     return k / k.sum()
 
 
+def _fir(x: Tensor, taps: Tensor, dim: int, stride: int = 1) -> Tensor:
+    """'Valid' correlation of ``x`` with 1-D ``taps`` along ``dim`` (optionally strided).
+
+    A weighted sum of shifted views: for the 6-12 taps used here this is several times faster on CPU
+    than ``conv2d`` over a 1-channel batch, forward and backward.
+    """
+    k = taps.shape[0]
+    length = x.shape[dim]
+    out_len = (length - k) // stride + 1
+    acc = None
+    for i, wt in enumerate(taps.tolist()):
+        view = x.narrow(dim, i, (out_len - 1) * stride + 1)
+        if stride > 1:
+            index = [slice(None)] * x.dim()
+            index[dim] = slice(None, None, stride)
+            view = view[tuple(index)]
+        acc = view * wt if acc is None else acc + view * wt
+    return acc
+
+
 def _upsample2x(x: Tensor, lobes: int) -> Tensor:
-    """Separable polyphase 2x upsampling, 'valid' convolution: ``[N,C,H,W] -> [N,C,2(H-2l),2(W-2l)]``."""
+    """Separable polyphase 2x upsampling, 'valid': ``[N,C,H,W] -> [N,C,2(H-2l),2(W-2l)]``."""
+    even, odd = upsample_kernels(lobes)
     n, c, h, w = x.shape
-    k = upsample_kernels(lobes).to(x.dtype).to(x.device)
-    t = x.reshape(n * c, 1, h, w)
-    t = F.conv2d(t, k.reshape(2, 1, 1, -1))  # [NC, 2, H, W-2l]
-    w2 = w - 2 * lobes
-    t = t.permute(0, 2, 3, 1).reshape(n * c, 1, h, 2 * w2)
-    t = F.conv2d(t, k.reshape(2, 1, -1, 1))  # [NC, 2, H-2l, 2*w2]
-    h2 = h - 2 * lobes
-    t = t.permute(0, 2, 1, 3).reshape(n, c, 2 * h2, 2 * w2)
-    return t
+    t = torch.stack([_fir(x, even, 3), _fir(x, odd, 3)], dim=-1).reshape(n, c, h, 2 * (w - 2 * lobes))
+    t = torch.stack([_fir(t, even, 2), _fir(t, odd, 2)], dim=3)
+    return t.reshape(n, c, 2 * (h - 2 * lobes), t.shape[-1])
 
 
 def _downsample2x(x: Tensor, lobes: int) -> Tensor:
     """Separable low-pass + 2x decimation, 'valid': ``[N,C,2H+4l-2,2W+4l-2] -> [N,C,H,W]``."""
-    n, c, h, w = x.shape
-    k = downsample_kernel(lobes).to(x.dtype).to(x.device)
-    t = x.reshape(n * c, 1, h, w)
-    t = F.conv2d(t, k.reshape(1, 1, 1, -1), stride=(1, 2))
-    t = F.conv2d(t, k.reshape(1, 1, -1, 1), stride=(2, 1))
-    return t.reshape(n, c, t.shape[-2], t.shape[-1])
+    k = downsample_kernel(lobes)
+    return _fir(_fir(x, k, 3, stride=2), k, 2, stride=2)
 
 
 def _apply_affine(m: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
