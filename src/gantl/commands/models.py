@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
-import typer
+import json
 
-from gantl.errors import NotImplementedFeatureError
+import typer
 
 app = typer.Typer(help="List, import and inspect pretrained sources and checkpoints.", no_args_is_help=True)
 
 
 @app.command("inspect", epilog="Example: gantl models inspect runs/00003-horse/snapshot-000200.safetensors")
-def inspect(path: str = typer.Argument(..., help="A gantl .safetensors, NVIDIA .pkl or .pt file.")) -> None:
-    """Print the networks, tensor names, shapes, dtypes and metadata a checkpoint holds."""
-    raise NotImplementedFeatureError("`gantl models inspect` is not built yet (issue 2)")
+def inspect(
+    path: str = typer.Argument(..., help="A gantl or plain .safetensors, an NVIDIA .pkl, or a .pt/.pth file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the description as JSON instead of tables."),
+    tensors: bool = typer.Option(True, "--tensors/--no-tensors", help="List every tensor (name, shape, dtype)."),
+) -> None:
+    """Print the networks, tensor names, shapes, dtypes and metadata a checkpoint holds.
+
+    Pickles are read with gantl's restricted unpickler: one that asks to run code is refused
+    with a one-line error, and nothing in it is executed.
+    """
+    from gantl.checkpoints.inspect import describe, render
+
+    desc = describe(path)
+    if as_json:
+        if not tensors:
+            desc = _without_tensor_lists(desc)
+        typer.echo(json.dumps(desc, indent=2, sort_keys=False, default=str))
+    else:
+        render(desc, show_tensors=tensors)
+
+
+def _without_tensor_lists(desc: dict) -> dict:
+    out = {k: v for k, v in desc.items() if k != "tensors"}
+    if "networks" in out:
+        out["networks"] = [{k: v for k, v in n.items() if k != "tensors"} for n in out["networks"]]
+    return out
