@@ -29,6 +29,7 @@ Matrices map *output* centred pixel coordinates to *source* centred pixel coordi
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -81,39 +82,46 @@ def downsample_kernel(lobes: int = LANCZOS_LOBES, dtype=torch.float64) -> Tensor
     return k / k.sum()
 
 
-def _fir(x: Tensor, taps: Tensor, dim: int, stride: int = 1) -> Tensor:
-    """'Valid' correlation of ``x`` with 1-D ``taps`` along ``dim`` (optionally strided).
+@functools.lru_cache(maxsize=64)
+def _upsample_matrix(n: int, lobes: int, dtype: torch.dtype, device: str) -> Tensor:
+    """``[2(n-2l), n]`` banded matrix of the 2x polyphase upsampling ('valid' part only).
 
-    A weighted sum of shifted views: for the 6-12 taps used here this is several times faster on CPU
-    than ``conv2d`` over a 1-channel batch, forward and backward.
+    Applying the separable filters as two small matrix products (``U @ x @ U^T``) runs on BLAS and is
+    several times faster on CPU, forward and backward, than tap-by-tap sums or 1-channel convolutions.
     """
-    k = taps.shape[0]
-    length = x.shape[dim]
-    out_len = (length - k) // stride + 1
-    acc = None
-    for i, wt in enumerate(taps.tolist()):
-        view = x.narrow(dim, i, (out_len - 1) * stride + 1)
-        if stride > 1:
-            index = [slice(None)] * x.dim()
-            index[dim] = slice(None, None, stride)
-            view = view[tuple(index)]
-        acc = view * wt if acc is None else acc + view * wt
-    return acc
+    kernels = upsample_kernels(lobes)
+    out = n - 2 * lobes
+    m = torch.zeros(2 * out, n, dtype=torch.float64)
+    for k in range(out):
+        m[2 * k, k : k + 2 * lobes + 1] = kernels[0]
+        m[2 * k + 1, k : k + 2 * lobes + 1] = kernels[1]
+    return m.to(dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _downsample_matrix(n_out: int, lobes: int, dtype: torch.dtype, device: str) -> Tensor:
+    """``[n_out, 2*n_out + 4l - 2]`` matrix of the anti-aliased 2x decimation ('valid' part only)."""
+    kernel = downsample_kernel(lobes)
+    m = torch.zeros(n_out, 2 * n_out + 4 * lobes - 2, dtype=torch.float64)
+    for i in range(n_out):
+        m[i, 2 * i : 2 * i + 4 * lobes] = kernel
+    return m.to(dtype=dtype, device=device)
 
 
 def _upsample2x(x: Tensor, lobes: int) -> Tensor:
     """Separable polyphase 2x upsampling, 'valid': ``[N,C,H,W] -> [N,C,2(H-2l),2(W-2l)]``."""
-    even, odd = upsample_kernels(lobes)
-    n, c, h, w = x.shape
-    t = torch.stack([_fir(x, even, 3), _fir(x, odd, 3)], dim=-1).reshape(n, c, h, 2 * (w - 2 * lobes))
-    t = torch.stack([_fir(t, even, 2), _fir(t, odd, 2)], dim=3)
-    return t.reshape(n, c, 2 * (h - 2 * lobes), t.shape[-1])
+    h, w = x.shape[-2:]
+    uh = _upsample_matrix(h, lobes, x.dtype, str(x.device))
+    uw = _upsample_matrix(w, lobes, x.dtype, str(x.device))
+    return uh @ (x @ uw.T)
 
 
 def _downsample2x(x: Tensor, lobes: int) -> Tensor:
     """Separable low-pass + 2x decimation, 'valid': ``[N,C,2H+4l-2,2W+4l-2] -> [N,C,H,W]``."""
-    k = downsample_kernel(lobes)
-    return _fir(_fir(x, k, 3, stride=2), k, 2, stride=2)
+    h2, w2 = x.shape[-2:]
+    dh = _downsample_matrix((h2 - 4 * lobes + 2) // 2, lobes, x.dtype, str(x.device))
+    dw = _downsample_matrix((w2 - 4 * lobes + 2) // 2, lobes, x.dtype, str(x.device))
+    return dh @ (x @ dw.T)
 
 
 def _apply_affine(m: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
