@@ -26,6 +26,7 @@ Containers it understands:
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import hashlib
 import io
@@ -253,11 +254,11 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = multiarray._reconstruct
         allowed[(mod, "scalar")] = multiarray.scalar
-    for builtins in ("builtins", "__builtin__"):
-        for t in (set, frozenset, complex, slice, bytearray, list, dict, tuple, int, float, bool, str, bytes, range):
-            allowed[(builtins, t.__name__)] = t
+    for t in (set, frozenset, complex, slice, bytearray, list, dict, tuple, int, float, bool, str, bytes, range):
+        allowed[("builtins", t.__name__)] = t
     for name, dtype in _STORAGE_DTYPES.items():
         allowed[("torch", name)] = _StorageType(name, dtype)
+    allowed[("torch.storage", "UntypedStorage")] = _StorageType("UntypedStorage", torch.uint8)
     for name, dtype in _DTYPE_NAMES.items():
         allowed[("torch", name)] = dtype
     return allowed
@@ -279,6 +280,9 @@ class SafeUnpickler(pickle.Unpickler):
         self.storage_loader = storage_loader
 
     def find_class(self, module: str, name: str) -> Any:
+        # Protocol 0-2 pickles use Python 2 names (__builtin__, copy_reg): translate as pickle does.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -312,6 +316,13 @@ def _storage_type(pid: tuple, what: str) -> _StorageType:
 
 def _load_torch_zip(path_or_file: str | Path | BinaryIO, what: str) -> Any:
     """``torch.save`` zip format: unpickle ``*/data.pkl`` and read storages from ``*/data/<key>``."""
+    try:
+        return _read_torch_zip(path_or_file, what)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{what} is a damaged torch zip file ({exc}); it is corrupt or truncated") from None
+
+
+def _read_torch_zip(path_or_file: str | Path | BinaryIO, what: str) -> Any:
     with zipfile.ZipFile(path_or_file) as zf:
         names = zf.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
