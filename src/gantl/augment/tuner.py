@@ -86,8 +86,9 @@ class AdaTuner:
         self.reduce_fn: ReduceFn = reduce_fn or all_reduce_sum
         self.p = self.fixed_p if self.fixed_p is not None else 0.0
         self.rt: float | None = None  # last measured r_t (None before the first update)
-        self.sign_sum = 0.0  # sum of sign(D(real)) since the last update (this process)
-        self.count = 0  # number of logits in sign_sum (this process)
+        # [sum of sign(D(real)), number of logits] since the last update, on this process. Kept as a tensor
+        # on the logits' device so observing costs no GPU->CPU sync; read once per interval.
+        self._acc = torch.zeros(2, dtype=torch.float64)
         self.steps_since_update = 0
         self.num_updates = 0
         self._push()
@@ -100,11 +101,23 @@ class AdaTuner:
         if self.pipe is not None:
             self.pipe.set_p(self.p)
 
+    @property
+    def sign_sum(self) -> float:
+        """Sum of ``sign(D(real))`` observed on this process since the last update."""
+        return float(self._acc[0])
+
+    @property
+    def count(self) -> int:
+        """Number of real logits observed on this process since the last update."""
+        return int(self._acc[1])
+
     def observe(self, real_logits: Tensor) -> None:
         """Accumulate ``sign(D(real))`` for the current interval (call on each D pass over reals)."""
         logits = real_logits.detach()
-        self.sign_sum += float(torch.sign(logits).sum())
-        self.count += logits.numel()
+        if self._acc.device != logits.device:
+            self._acc = self._acc.to(logits.device)
+        self._acc[0] += torch.sign(logits).sum().to(torch.float64)
+        self._acc[1] += logits.numel()
 
     def step(self, batch_size: int) -> bool:
         """Count one D iteration; every ``interval`` iterations update p. Returns whether p was updated.
@@ -114,9 +127,10 @@ class AdaTuner:
         self.steps_since_update += 1
         if self.steps_since_update < self.interval:
             return False
-        totals = self.reduce_fn(torch.tensor([self.sign_sum, float(self.count)], dtype=torch.float64))
+        totals = self.reduce_fn(self._acc).tolist()
         sign_sum, count = float(totals[0]), float(totals[1])
-        self.sign_sum, self.count, self.steps_since_update = 0.0, 0, 0
+        self._acc = torch.zeros_like(self._acc)
+        self.steps_since_update = 0
         if count == 0:
             return False  # nothing observed (e.g. a phase without reals); keep p
         self.rt = sign_sum / count
@@ -159,8 +173,7 @@ class AdaTuner:
         if self.fixed_p is not None:
             self.p = self.fixed_p
         self.rt = None if state.get("rt") is None else float(state["rt"])
-        self.sign_sum = float(state["sign_sum"])
-        self.count = int(state["count"])
+        self._acc = torch.tensor([float(state["sign_sum"]), float(state["count"])], dtype=torch.float64)
         self.steps_since_update = int(state["steps_since_update"])
         self.num_updates = int(state.get("num_updates", 0))
         self._push()
