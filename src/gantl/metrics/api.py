@@ -22,7 +22,7 @@ from gantl.errors import MetricError
 from gantl.metrics import features as feat
 from gantl.metrics import stats_cache
 from gantl.metrics.imageops import generator_to_uint8
-from gantl.metrics.registry import FID_EXTRACTOR, IS_EXTRACTOR, MetricContext, get_metric
+from gantl.metrics.registry import FEATURES, FID_EXTRACTOR, IS_EXTRACTOR, MetricContext, get_metric
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +78,12 @@ def real_features(dataset, extractors: dict[str, Any], count: int | None, batch:
     return results, indices
 
 
-def _plan(metrics: Sequence[str]):
+def _plan(metrics: Sequence[str], extractor: str):
     specs = [get_metric(m) for m in dict.fromkeys(metrics)]
     if not specs:
         raise MetricError("no metrics requested; pass e.g. --metrics fid,kid")
-    real_x = {e for s in specs for e, _ in s.real_features}
-    fake_x = {e for s in specs for e, _ in s.fake_features}
+    real_x = {extractor if e == FEATURES else e for s in specs for e, _ in s.real_features}
+    fake_x = {extractor if e == FEATURES else e for s in specs for e, _ in s.fake_features}
     keep = any(s.fake_images for s in specs)
     return specs, real_x, fake_x, keep
 
@@ -91,10 +91,11 @@ def _plan(metrics: Sequence[str]):
 def evaluate_batches(real, fake_batches: Iterator[torch.Tensor], num_fake: int | None, metrics: Sequence[str], *,
                      num_real: int | None = None, mode: str = "legacy_tensorflow", backend: str = "auto",
                      batch: int = 50, seed: int = 0, options: dict | None = None, out_dir: str | Path | None = None,
-                     progress: bool = True, is_weights: str | None = None,
-                     use_cache: bool = True) -> dict[str, float]:
-    """Core of every entry point: uint8 NCHW generated batches in, ``{key: float}`` out."""
-    specs, real_x, fake_x, keep = _plan(metrics)
+                     progress: bool = True, is_weights: str | None = None, use_cache: bool = True,
+                     extractor: str = FID_EXTRACTOR) -> dict[str, float]:
+    """Core of every entry point: uint8 NCHW generated batches in, ``{key: float}`` out. ``extractor``
+    is the feature space of FID/KID/PR/DC/memorization (any name in the extractor registry)."""
+    specs, real_x, fake_x, keep = _plan(metrics, extractor)
     dataset = open_dataset(real)
     extractors = _make_extractors(real_x | fake_x, mode, backend, is_weights)
     needs_real_rows = real_x or any(s.real_images for s in specs)
@@ -110,7 +111,8 @@ def evaluate_batches(real, fake_batches: Iterator[torch.Tensor], num_fake: int |
         raise MetricError("no generated images were produced; check the fake source")
     opts = {"seed": seed, **(options or {})}
     ctx = MetricContext(real=real, fake=fake, real_dataset=dataset, real_indices=indices, fake_images=images,
-                        options=opts, out_dir=Path(out_dir) if out_dir is not None else None)
+                        options=opts, out_dir=Path(out_dir) if out_dir is not None else None,
+                        feature_extractor=extractor)
     results: dict[str, float] = {}
     for spec in specs:
         results.update({k: float(v) for k, v in spec.compute(ctx).items()})
@@ -187,8 +189,10 @@ def evaluate(real, fake, metrics: Sequence[str], num_gen: int | None = None, *, 
     checkpoint (``.safetensors``: G_ema is sampled), a generator module (``z_dim``/``c_dim``), or a
     callable ``fn(n) -> images`` (uint8, or float in [-1, 1]).
     Keyword options: ``num_real``, ``mode`` ("legacy_tensorflow" | "clean"), ``backend``
-    ("auto" | "onnx" | "torchscript"), ``options`` (per-metric settings), ``out_dir``, ``progress``,
-    ``is_weights``, ``use_cache``. Returns ``{"fid": ..., "kid": ..., "precision": ...}``.
+    ("auto" | "onnx" | "torchscript"), ``extractor`` (feature space, default "inception-v3-fid"),
+    ``options`` (per-metric settings: kid_subsets, kid_subset_size, pr_k, dc_k, is_splits, iw_steps, iw_real,
+    cls_data, cls_target, cls_steps, mem_ratio), ``out_dir``, ``progress``, ``is_weights``, ``use_cache``.
+    Returns ``{"fid": ..., "kid": ..., "precision": ...}``.
     """
     if isinstance(fake, torch.nn.Module):
         return evaluate_generator(fake, real, metrics, num_gen, batch=batch, device=device, seed=seed, **kwargs)

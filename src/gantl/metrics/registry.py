@@ -21,6 +21,7 @@ from gantl.metrics import fid, isc, kid, memorization, prdc
 
 FID_EXTRACTOR = "inception-v3-fid"
 IS_EXTRACTOR = "inception-v3-nvidia"
+FEATURES = "@features"  # placeholder: the evaluation's feature extractor (default FID_EXTRACTOR)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class MetricContext:
     fake_images: torch.Tensor | None = None  # uint8 NCHW
     options: dict[str, Any] = field(default_factory=dict)
     out_dir: Path | None = None
+    feature_extractor: str = FID_EXTRACTOR
 
     def real_images(self, count: int | None = None) -> torch.Tensor:
         idx = self.real_indices if count is None else self.real_indices[:count]
@@ -53,7 +55,7 @@ class MetricSpec:
 
 
 def _features(ctx: MetricContext) -> tuple[np.ndarray, np.ndarray]:
-    return ctx.real[FID_EXTRACTOR]["features"], ctx.fake[FID_EXTRACTOR]["features"]
+    return ctx.real[ctx.feature_extractor]["features"], ctx.fake[ctx.feature_extractor]["features"]
 
 
 def _fid(ctx: MetricContext) -> dict[str, float]:
@@ -118,7 +120,7 @@ def _mem(ctx: MetricContext) -> dict[str, float]:
     return {"mem_share": result.share, "mem_ratio": result.ratio}
 
 
-_F = ((FID_EXTRACTOR, "features"),)
+_F = ((FEATURES, "features"),)
 _REGISTRY: dict[str, MetricSpec] = {
     "fid": MetricSpec("fid", ("fid",), _fid, _F, _F, help="Fréchet Inception Distance (lower is better)"),
     "kid": MetricSpec("kid", ("kid",), _kid, _F, _F, help="Kernel Inception Distance, unbiased (lower is better)"),
