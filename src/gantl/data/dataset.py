@@ -57,10 +57,7 @@ class DataSource:
 
     path: Path
     prefix: str = ""  # inside a zip, without leading/trailing slashes; "" = whole archive
-
-    @property
-    def is_zip(self) -> bool:
-        return self.path.is_file()
+    is_zip: bool = False  # decided once by parse_source (no stat per image read)
 
     def display(self, rel: str = "") -> str:
         """A path a user can find: ``/a/b/x.png`` or ``data.zip:train/x.png``."""
@@ -90,7 +87,7 @@ def parse_source(source: str | os.PathLike[str]) -> DataSource:
     if direct.is_file():
         if not zipfile.is_zipfile(direct):
             raise DatasetError(f"{direct} is neither a folder nor a zip file; give a folder of images or a .zip")
-        return DataSource(direct)
+        return DataSource(direct, is_zip=True)
     cut = text.lower().rfind(".zip:")
     if cut >= 0:
         archive = Path(text[: cut + 4]).expanduser()
@@ -99,7 +96,7 @@ def parse_source(source: str | os.PathLike[str]) -> DataSource:
             raise DatasetError(f"dataset zip {archive} not found; check the path")
         if not zipfile.is_zipfile(archive):
             raise DatasetError(f"{archive} is not a readable zip file; rebuild it with `gantl data build`")
-        return DataSource(archive, prefix)
+        return DataSource(archive, prefix, is_zip=True)
     raise DatasetError(
         f"dataset source '{text}' not found; give a folder, a .zip, or a member path like data.zip:train/horse"
     )
@@ -565,12 +562,18 @@ def _combine_digests(paths: Sequence[str], digests: Sequence[bytes]) -> str:
 
 
 def load_all(ds: ImageDataset, *, progress: bool = True) -> torch.Tensor:
-    """Every item of ``ds`` (x-flipped copies included) stacked into one uint8 [N, 3, H, W] tensor."""
+    """Every item of ``ds`` (x-flipped copies included) stacked into one uint8 [N, 3, H, W] tensor.
+
+    Each file is decoded once; its mirrored copy is made by flipping, not by decoding again.
+    """
     from gantl.progress import track
 
+    n = ds.num_images
     out = torch.empty((len(ds), ds.num_channels, ds.resolution, ds.resolution), dtype=torch.uint8)
-    for i in track(range(len(ds)), "loading images", enabled=progress and len(ds) > _SHOW_PROGRESS_ABOVE):
+    for i in track(range(n), "loading images", enabled=progress and n > _SHOW_PROGRESS_ABOVE):
         out[i] = ds[i][0]
+    if ds.xflip:
+        out[n:] = out[:n].flip(-1)
     return out
 
 
