@@ -267,3 +267,11 @@ def test_parse_source_and_missing_sources(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no files"):
         ImageDataset(tmp_path / "empty")
+
+
+def test_explicit_null_labels_win_over_subfolders(tmp_path: Path, cifar_files: dict[str, bytes]):
+    files = dict(cifar_files, **{"dataset.json": json.dumps({"labels": None}).encode()})
+    ds = ImageDataset(_write_zip(tmp_path / "d.zip", files))
+    assert ds.c_dim == 0 and ds.num_images == len(cifar_files) and ds.class_names == []
+    with pytest.raises(DatasetError, match="no classes to include/exclude"):
+        ImageDataset(tmp_path / "d.zip", exclude_classes=["cat"])

@@ -223,8 +223,8 @@ def _read_dataset_json(reader: _Reader, rels: Sequence[str]) -> _Labels | None:
     except (ValueError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{where} is not valid JSON ({exc}); fix or delete it") from None
     labels = meta.get("labels") if isinstance(meta, dict) else None
-    if labels is None:
-        return None
+    if labels is None:  # an explicit "labels": null means unlabelled, even if there are subfolders
+        return _Labels(class_names=None, origin="dataset.json")
     if not isinstance(labels, list) or not all(isinstance(x, list) and len(x) == 2 for x in labels):
         raise DatasetError(f"{where}: 'labels' must be a list of [\"path\", label] pairs (StyleGAN2-ADA format)")
     pairs = {str(path).replace("\\", "/"): value for path, value in labels}
