@@ -207,6 +207,9 @@ class LoadReport:
             parts.append(f"converted dtype of {len(self.converted)}")
         return "; ".join(parts)
 
+    def __str__(self) -> str:
+        return self.summary()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "network": self.network,
