@@ -187,10 +187,13 @@ def test_corrupt_files_are_reported_and_skipped(tmp_path: Path, shared_datasets:
     rng = np.random.default_rng(2)
     for i in range(5):
         (tmp_path / f"good{i}.png").write_bytes(_png(_random_rgb(rng)))
-    for name in broken:
+    for name in [*broken, "gif.gif"]:
         shutil.copy(corrupt / name, tmp_path / name)
-    with pytest.warns(UserWarning, match="skipped 6 image"):
+    with pytest.warns(UserWarning) as caught:
         ds = ImageDataset(tmp_path)
+    messages = [str(w.message) for w in caught]
+    assert any("skipped 6 image" in m for m in messages)
+    assert any("ignored 1 image(s) in formats gantl does not train on (e.g. gif.gif)" in m for m in messages)
     assert len(ds) == 5 and ds.paths == [f"good{i}.png" for i in range(5)]
     assert sorted(Path(p).name for p, _ in ds.skipped) == broken
     assert all(reason for _, reason in ds.skipped)

@@ -43,6 +43,7 @@ from gantl.errors import DatasetError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm"})
+_OTHER_IMAGE_EXTENSIONS = frozenset({".gif", ".heic", ".heif", ".avif", ".jfif", ".svg", ".ico", ".jp2"})
 VERIFY_MODES = ("full", "header")
 _SHOW_PROGRESS_ABOVE = 2000  # files; smaller scans finish before a bar would help
 _MAX_LISTED = 20  # skipped files named in the one warning
@@ -301,8 +302,14 @@ class ImageDataset(torch.utils.data.Dataset):
         all_rels = self._reader.list()
         rels = [r for r in all_rels if _is_image(r)]
         others = [r for r in all_rels if not _is_image(r) and r != "dataset.json"]
-        if others:
-            log.info("%s: ignored %d non-image files (e.g. %s)", self.source.display(), len(others), others[0])
+        unsupported = [r for r in others if os.path.splitext(r)[1].lower() in _OTHER_IMAGE_EXTENSIONS]
+        if unsupported:
+            message = (f"{self.source.display()}: ignored {len(unsupported)} image(s) in formats gantl does not "
+                       f"train on (e.g. {unsupported[0]}); convert them with `gantl data build`")
+            log.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=2)
+        if len(others) > len(unsupported):
+            log.info("%s: ignored %d non-image files", self.source.display(), len(others) - len(unsupported))
         if not rels:
             raise DatasetError(self._empty_message(all_rels))
 
