@@ -35,7 +35,10 @@ from gantl.errors import CheckpointError, UnsafePickleError
 def _state_dict() -> dict[str, Any]:
     torch.manual_seed(0)
     base = torch.randn(4, 6)
+    tagged = torch.randn(3)
+    tagged.note = "python attribute"  # pickles through torch._tensor._rebuild_from_type_v2
     return {
+        "tagged": tagged,
         "w": torch.randn(3, 4),
         "half": torch.randn(5).half(),
         "bf16": torch.randn(3).bfloat16(),

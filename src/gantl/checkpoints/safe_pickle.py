@@ -190,11 +190,21 @@ def _rebuild_parameter(data: Any, requires_grad: bool = True, backward_hooks: An
     return torch.nn.Parameter(data, requires_grad=bool(requires_grad) and data.is_floating_point())
 
 
+@dataclass(frozen=True)
+class _TypeMarker:
+    """Stands in for ``torch.Tensor``/``nn.Parameter`` as a type tag; not callable, so never constructs."""
+
+    name: str
+
+
+_TENSOR_TYPE, _PARAMETER_TYPE = _TypeMarker("Tensor"), _TypeMarker("Parameter")
+
+
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
-    if func not in _TENSOR_BUILDERS:
-        raise UnsafePickleError(f"a tensor record asks to be built by {func!r}; {_POLICY}")
+    if func not in _TENSOR_BUILDERS or new_type not in (_TENSOR_TYPE, _PARAMETER_TYPE):
+        raise UnsafePickleError(f"a tensor record asks to be built by {func!r} as {new_type!r}; {_POLICY}")
     out = func(*args)
-    if new_type is torch.nn.Parameter and not isinstance(out, torch.nn.Parameter):
+    if new_type is _PARAMETER_TYPE and not isinstance(out, torch.nn.Parameter):
         out = _rebuild_parameter(out, False)
     return out
 
@@ -236,9 +246,9 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
         ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-        ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
-        ("torch._tensor", "Tensor"): torch.Tensor,
-        ("torch", "Tensor"): torch.Tensor,
+        ("torch.nn.parameter", "Parameter"): _PARAMETER_TYPE,
+        ("torch._tensor", "Tensor"): _TENSOR_TYPE,
+        ("torch", "Tensor"): _TENSOR_TYPE,
         ("torch", "Size"): torch.Size,
         ("torch", "device"): torch.device,
         ("torch.storage", "_load_from_bytes"): lambda data: _load_torch_legacy(io.BytesIO(data), "storage bytes"),
@@ -363,13 +373,16 @@ def _load_torch_legacy(f: BinaryIO, what: str) -> Any:
     if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
         raise CheckpointError(f"{what} was saved on a big-endian machine; re-save it on a little-endian one")
     storages: dict[str, tuple[torch.UntypedStorage, torch.dtype, int]] = {}
+    start = f.tell()
+    total = f.seek(0, io.SEEK_END)
+    f.seek(start)
 
     def load_storage(pid: tuple) -> torch.storage.TypedStorage:
         stype = _storage_type(pid, what)
         key, numel = str(pid[2]), pid[4]
         view = pid[5] if len(pid) > 5 else None
-        if not isinstance(numel, int) or numel < 0:
-            raise CheckpointError(f"{what}: storage {key} has an invalid size")
+        if not isinstance(numel, int) or numel < 0 or numel * stype.dtype.itemsize > total:
+            raise CheckpointError(f"{what}: storage {key} claims a size the file cannot hold; it is corrupt")
         if key not in storages:
             storages[key] = (torch.UntypedStorage(numel * stype.dtype.itemsize), stype.dtype, numel)
         untyped, dtype, _ = storages[key]
