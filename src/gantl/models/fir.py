@@ -47,7 +47,41 @@ def _depthwise_kernel(f: torch.Tensor, channels: int, dtype: torch.dtype, gain: 
     k = f.flip([0, 1]).to(dtype)
     if gain != 1:
         k = k * gain
-    return k[None, None].expand(channels, 1, *k.shape)
+    return k[None, None].expand(channels, 1, *k.shape).contiguous()
+
+
+class _DepthwiseFIR(torch.autograd.Function):
+    """A depthwise convolution (or transposed convolution) with a constant kernel.
+
+    It is linear in ``x``, so its gradient is its adjoint: the transposed op with the same
+    kernel. Implementing backward by calling this Function again makes it differentiable to any
+    order at the cost of one depthwise op per order. PyTorch's own double backward of a grouped
+    convolution splits it into one convolution per group (hundreds of tiny calls per R1 step).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, k: torch.Tensor, stride: int, transpose: bool,  # type: ignore[override]
+                output_padding: int) -> torch.Tensor:
+        ctx.save_for_backward(k)
+        ctx.stride, ctx.transpose, ctx.in_size = stride, transpose, x.shape[-2:]
+        if transpose:
+            return F.conv_transpose2d(x, k, stride=stride, groups=x.shape[1], output_padding=output_padding)
+        return F.conv2d(x, k, stride=stride, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (k,) = ctx.saved_tensors
+        if ctx.transpose:
+            dx = _DepthwiseFIR.apply(grad, k, ctx.stride, False, 0)
+        else:
+            # Strided convs floor their output size; the adjoint restores the exact input size.
+            full = (grad.shape[-1] - 1) * ctx.stride + k.shape[-1]
+            dx = _DepthwiseFIR.apply(grad, k, ctx.stride, True, ctx.in_size[-1] - full)
+        return dx, None, None, None, None
+
+
+def _depthwise(x: torch.Tensor, k: torch.Tensor, stride: int = 1, transpose: bool = False) -> torch.Tensor:
+    return _DepthwiseFIR.apply(x, k, stride, transpose, 0)
 
 
 def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.Tensor:
@@ -63,8 +97,7 @@ def _pad_or_crop(x: torch.Tensor, x0: int, x1: int, y0: int, y1: int) -> torch.T
 def filter2d(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float = 1.0) -> torch.Tensor:
     """Depthwise FIR filtering of ``x`` [N, C, H, W] after padding ``(x0, x1, y0, y1)``."""
     x = _pad_or_crop(x, *pad)
-    c = x.shape[1]
-    return F.conv2d(x, _depthwise_kernel(f, c, x.dtype, gain), groups=c)
+    return _depthwise(x, _depthwise_kernel(f, x.shape[1], x.dtype, gain))
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -75,18 +108,12 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     which for a transposed convolution becomes ``fw - 1 - that``.
     """
     fh, fw = f.shape
-    c = x.shape[1]
-    p0 = (fw + up - 1) // 2
-    pad_t = fw - 1 - p0
-    if fh != fw:
-        raise ValueError("upsample2d expects a square filter")
-    out = F.conv_transpose2d(x, _depthwise_kernel(f.flip([0, 1]), c, x.dtype, up * up), stride=up, groups=c,
-                             padding=pad_t)
-    # conv_transpose2d's output is (H-1)*up + fw - 2*pad_t; the reference's is H*up.
-    extra = out.shape[-1] - x.shape[-1] * up
-    if extra:
-        out = out[..., : out.shape[-2] - extra, : out.shape[-1] - extra]
-    return out
+    pad_y = fh - 1 - (fh + up - 1) // 2
+    pad_x = fw - 1 - (fw + up - 1) // 2
+    out = _depthwise(x, _depthwise_kernel(f.flip([0, 1]), x.shape[1], x.dtype, up * up), stride=up, transpose=True)
+    # Full transposed output: (H-1)*up + fh samples; the reference keeps H*up of them after the pad.
+    h, w = x.shape[-2] * up, x.shape[-1] * up
+    return out[..., pad_y : pad_y + h, pad_x : pad_x + w]
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
@@ -94,8 +121,7 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tenso
     fh, fw = f.shape
     pad = ((fw - down + 1) // 2, (fw - down) // 2, (fh - down + 1) // 2, (fh - down) // 2)
     x = _pad_or_crop(x, *pad)
-    c = x.shape[1]
-    return F.conv2d(x, _depthwise_kernel(f, c, x.dtype), stride=down, groups=c)
+    return _depthwise(x, _depthwise_kernel(f, x.shape[1], x.dtype), stride=down)
 
 
 def _transpose_grouped(w: torch.Tensor, groups: int) -> torch.Tensor:

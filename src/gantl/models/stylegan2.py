@@ -134,12 +134,12 @@ class MappingNetwork(nn.Module):
             if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
                 got = None if z is None else list(z.shape)
                 raise ConfigError(f"latents z must have shape [N, {self.z_dim}], got {got}")
-            parts.append(normalize_2nd_moment(z.to(torch.float32)))
+            parts.append(normalize_2nd_moment(z.to(self._dtype())))
         if self.c_dim > 0:
             batch = z.shape[0] if z is not None else (c.shape[0] if c is not None else 0)
             device = z.device if z is not None else self.fc0.weight.device
             c = _labels(c, self.c_dim, batch, device)
-            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+            parts.append(normalize_2nd_moment(self.embed(c.to(self._dtype()))))
         x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
@@ -162,6 +162,10 @@ class MappingNetwork(nn.Module):
                 x = torch.cat([head, x[:, truncation_cutoff:]], dim=1)
         # A real tensor (not an expanded view) so callers may write into it, e.g. for style mixing.
         return x.contiguous()
+
+    def _dtype(self) -> torch.dtype:
+        # float32 normally; float64 when the whole net was converted (numerical gradient checks).
+        return self.fc0.weight.dtype
 
     def extra_repr(self) -> str:
         return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
@@ -374,7 +378,7 @@ class SynthesisNetwork(nn.Module):
                 force_fp32: bool = False) -> torch.Tensor:
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ConfigError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
-        ws = ws.to(torch.float32)
+        ws = ws.to(self.b4.const.dtype)
         x = img = None
         w_idx = 0
         for block in self.blocks:
