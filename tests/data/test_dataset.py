@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+import gantl.data.dataset as dataset_module
 from gantl.data.dataset import ImageDataset, load_all, load_labels, parse_source
 from gantl.errors import DatasetError
 
@@ -200,16 +201,17 @@ def test_corrupt_files_are_reported_and_skipped(tmp_path: Path, shared_datasets:
     assert [ds[i][0].shape for i in range(5)] == [(3, 32, 32)] * 5
 
 
-def test_header_mode_skips_files_that_break_later(tmp_path: Path):
+def test_header_mode_skips_files_that_break_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     rng = np.random.default_rng(3)
     images = [_random_rgb(rng) for _ in range(4)]
     for i, img in enumerate(images):
         (tmp_path / f"{i}.png").write_bytes(_png(img))
     (tmp_path / "1.png").write_bytes(_png(images[1])[:-200])  # header intact, pixel data cut off
     with pytest.warns(UserWarning, match="skipped 1 image"):
-        ImageDataset(tmp_path)  # full verification catches it up front
-    ds = ImageDataset(tmp_path, verify="header")
-    assert len(ds) == 4 and not ds.skipped
+        assert ImageDataset(tmp_path).verify == "full"  # small datasets are fully decoded up front
+    monkeypatch.setattr(dataset_module, "AUTO_FULL_LIMIT", 3)  # "auto" checks only headers above the limit
+    ds = ImageDataset(tmp_path)
+    assert ds.verify == "header" and len(ds) == 4 and not ds.skipped
     with pytest.warns(UserWarning, match=r"1\.png"):
         img, _ = ds[1]
     assert torch.equal(img, torch.from_numpy(images[2]).permute(2, 0, 1))  # deterministic replacement: next item
