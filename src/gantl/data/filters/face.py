@@ -1,0 +1,65 @@
+"""``face``: dlib's HOG frontal-face detector with a minimum face size.
+
+The score is the side of the largest detected face as a share of the image's short side (0 when
+none is found), so the threshold reads as "reject if a face covers at least this much of the
+picture": a tiny bystander in the distance can be allowed while a portrait cannot.
+
+The detector runs on a grayscale working copy whose long side is ``work_size`` (640 px). dlib's
+HOG window is 80x80 px, so at 640 px with no upsampling it sees faces down to 80/640 = 12.5% of
+the long side; ``upsample=1`` halves that at ~3x the cost. On filterbench/photos (31 faces,
+33 without) 640 px / no upsampling finds 30 of 31 with no false hit (the miss is the
+photographer's small face in skimage's camera.png).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from gantl.config import option
+from gantl.data.filters.base import Direction, FilterResult, working_copy
+from gantl.errors import require
+
+
+@dataclass
+class FaceConfig:
+    enabled: bool = option(True, help="Reject images with a human face.")
+    threshold: float = option(0.05, min=0.0, max=1.0,
+                              help="Reject when the largest face's side is at least this share of the short side.")
+    work_size: int = option(640, min=80, max=4096, help="Long side (px) the detector sees.")
+    upsample: int = option(0, min=0, max=2, help="dlib upsampling passes (1 finds smaller faces, ~3x slower).")
+    detector_threshold: float = option(0.0, min=-2.0, max=2.0,
+                                       help="dlib SVM score offset; higher = fewer, surer detections.")
+
+
+class FaceFilter:
+    """Largest-face share from dlib's HOG detector."""
+
+    name = "face"
+    direction: Direction = "above"
+    description = "largest face side / image short side (0 = no face)"
+
+    def __init__(self, cfg: FaceConfig) -> None:
+        dlib = require("dlib", "curate")
+        self.threshold = cfg.threshold
+        self.work_size = cfg.work_size
+        self.upsample = cfg.upsample
+        self.detector_threshold = cfg.detector_threshold
+        self._detector = dlib.get_frontal_face_detector()
+
+    def score(self, image: Image.Image) -> FilterResult:
+        small = working_copy(image, self.work_size).convert("L")
+        gray = np.ascontiguousarray(np.asarray(small))
+        h, w = gray.shape
+        rects, _scores, _kinds = self._detector.run(gray, self.upsample, self.detector_threshold)
+        best = 0.0
+        boxes = []
+        for r in rects:
+            x0, y0, x1, y1 = max(0, r.left()), max(0, r.top()), min(w, r.right()), min(h, r.bottom())
+            if x1 <= x0 or y1 <= y0:
+                continue
+            best = max(best, max(x1 - x0, y1 - y0) / min(w, h))
+            boxes.append([x0 / w, y0 / h, x1 / w, y1 / h])
+        return FilterResult(min(best, 1.0), boxes)
