@@ -166,6 +166,14 @@ def test_real_cifar_test_split_without_horse(cifar10_zip: Path):
     assert load_labels(ds).sum(0).tolist() == [1000.0] * 9
 
 
+@pytest.mark.slow
+def test_real_cifar_train_split_without_horse(cifar10_zip: Path):
+    ds = ImageDataset(f"{cifar10_zip}:train", exclude_classes=["horse"], progress=False)
+    assert ds.num_images == 45000 and ds.c_dim == 9 and "horse" not in ds.class_names and not ds.skipped
+    assert load_labels(ds).sum(0).tolist() == [5000.0] * 9
+    assert not any(p.startswith("horse/") for p in ds.paths)
+
+
 def test_subset_is_deterministic_whatever_the_file_order(tmp_path: Path):
     rng = np.random.default_rng(1)
     files = {f"{i:03d}.png": _png(_random_rgb(rng, 8)) for i in range(40)}
