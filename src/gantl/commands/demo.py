@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from gantl.errors import NotImplementedFeatureError
+import typer
 
-EPILOG = "Example: gantl demo"
+EPILOG = "Example: gantl demo   (writes demo-output/report.html, report.md and results.json)"
 
 
-def demo() -> None:
-    """Curate 500 CIFAR-10 horses, train from scratch and by transfer, and compare them."""
-    raise NotImplementedFeatureError("`gantl demo` is not built yet (issue 6)")
+def demo(
+    out: str = typer.Option("demo-output", "--out", help="Folder for the report, results.json and the runs."),
+    budget_kimg: float = typer.Option(None, "--kimg", min=0.01,
+                                      help="Training budget per run in kimg (default: the tuned 20-minute one)."),
+    cifar10: str = typer.Option(None, "--cifar10", help="Path to cifar10.zip (default: ../shared/datasets/, "
+                                "else download the official release once)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the horse sample, training and evaluation."),
+) -> None:
+    """Curate 500 CIFAR-10 horses, train from scratch and by transfer for the same budget, and compare them."""
+    from gantl.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(out=out, seed=seed, cifar10=cifar10)
+    if budget_kimg is not None:
+        cfg.budget_kimg = budget_kimg
+    run_demo(cfg)

@@ -64,7 +64,7 @@ def models_info(name: str = typer.Argument(..., help="A zoo name from `gantl mod
         rows.append(("config", ", ".join(f"{k}={v}" for k, v in s.config.items())))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        console.print(f"[bold]{key.ljust(width)}[/bold]  {value}", highlight=False)
+        console.print(f"[bold]{key.ljust(width)}[/bold]  {value}", highlight=False, soft_wrap=True)
     card = zoo.card_text(s)
     if card:
         console.rule("model card")

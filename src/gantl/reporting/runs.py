@@ -140,7 +140,7 @@ def read_run(path: str | Path, name: str | None = None) -> RunSummary:
         kimg = _kimg_of(row)
         if kimg is not None:
             run.last_kimg = max(run.last_kimg or 0.0, kimg)
-        for key in ("wall_s", "time", "seconds", "timing/total_sec"):
+        for key in ("total_sec", "wall_s", "seconds", "timing/total_sec"):
             if isinstance(row.get(key), (int, float)):
                 run.wall_s = float(row[key])
                 break
