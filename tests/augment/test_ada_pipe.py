@@ -263,3 +263,20 @@ def test_p_is_a_checkpointed_buffer_and_inputs_are_validated() -> None:
         pipe.set_p(1.5)
     with pytest.raises(ConfigError, match=r"\[N, C, H, W\]"):
         pipe(torch.zeros(3, 16, 16))
+
+
+def test_r1_penalty_through_the_pipe_has_correct_gradients() -> None:
+    # Lazy R1 differentiates D(pipe(x)) w.r.t. x with create_graph=True and then w.r.t. D's weights:
+    # that double backward must be exact through the resampling (gradcheck in float64).
+    pipe = AugmentPipe.from_preset("bgc", p=1.0)
+    params = pipe.sample_params(1, 6, 6, generator=_gen(3))
+    assert params.applied["scale"].any()
+    x = torch.rand(1, 3, 6, 6, dtype=torch.float64, generator=_gen(4)).requires_grad_()
+    weights = torch.randn(3, dtype=torch.float64, generator=_gen(5)).requires_grad_()  # a per-channel "D"
+
+    def r1(w: torch.Tensor) -> torch.Tensor:
+        logits = (pipe.apply(x, params).tanh() * w.reshape(1, 3, 1, 1)).sum()
+        (grad,) = torch.autograd.grad(logits, x, create_graph=True)
+        return grad.square().sum()
+
+    assert torch.autograd.gradcheck(r1, (weights,), eps=1e-6, atol=1e-6)
