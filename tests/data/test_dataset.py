@@ -217,9 +217,12 @@ def test_header_mode_skips_files_that_break_later(tmp_path: Path, monkeypatch: p
     (tmp_path / "1.png").write_bytes(_png(images[1])[:-200])  # header intact, pixel data cut off
     with pytest.warns(UserWarning, match="skipped 1 image"):
         assert ImageDataset(tmp_path).verify == "full"  # small datasets are fully decoded up front
-    monkeypatch.setattr(dataset_module, "AUTO_FULL_LIMIT", 3)  # "auto" checks only headers above the limit
+    monkeypatch.setattr(dataset_module, "AUTO_FULL_FILES", 3)  # "auto" checks only headers above the limits
     ds = ImageDataset(tmp_path)
     assert ds.verify == "header" and len(ds) == 4 and not ds.skipped
+    monkeypatch.setattr(dataset_module, "AUTO_FULL_FILES", 100)
+    monkeypatch.setattr(dataset_module, "AUTO_FULL_BYTES", 1000)  # ... and above the byte budget
+    assert ImageDataset(tmp_path).verify == "header"
     with pytest.warns(UserWarning, match=r"1\.png"):
         img, _ = ds[1]
     assert torch.equal(img, torch.from_numpy(images[2]).permute(2, 0, 1))  # deterministic replacement: next item
