@@ -190,8 +190,9 @@ def evaluate(real, fake, metrics: Sequence[str], num_gen: int | None = None, *, 
     callable ``fn(n) -> images`` (uint8, or float in [-1, 1]).
     Keyword options: ``num_real``, ``mode`` ("legacy_tensorflow" | "clean"), ``backend``
     ("auto" | "onnx" | "torchscript"), ``extractor`` (feature space, default "inception-v3-fid"),
-    ``options`` (per-metric settings: kid_subsets, kid_subset_size, pr_k, dc_k, is_splits, iw_steps, iw_real,
-    cls_data, cls_target, cls_steps, mem_ratio), ``out_dir``, ``progress``, ``is_weights``, ``use_cache``.
+    ``options`` (per-metric settings: kid_subsets, kid_subset_size, pr_k, dc_k, is_splits, iw_real, cls_data,
+    cls_target, mem_ratio, and ``iw_<field>`` / ``cls_<field>`` for any field of CriticSettings /
+    ClassifierSettings, e.g. iw_steps, cls_steps), ``out_dir``, ``progress``, ``is_weights``, ``use_cache``.
     Returns ``{"fid": ..., "kid": ..., "precision": ...}``.
     """
     if isinstance(fake, torch.nn.Module):

@@ -9,7 +9,7 @@ shared results. Adding a metric is one ``register_metric`` call.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +84,23 @@ def _is(ctx: MetricContext) -> dict[str, float]:
     return {"is_mean": mean, "is_std": std}
 
 
+def _settings(cls, options: dict[str, Any], prefix: str):
+    """A settings dataclass with every ``<prefix><field>`` option applied (e.g. ``iw_steps=100``)."""
+    values = {f.name: options[prefix + f.name] for f in fields(cls) if options.get(prefix + f.name) is not None}
+    values.setdefault("seed", int(options.get("seed", 0)))
+    try:
+        return cls(**{k: type(getattr(cls, k, v))(v) if hasattr(cls, k) else v for k, v in values.items()})
+    except (TypeError, ValueError) as exc:
+        raise MetricError(f"bad {prefix}* option ({exc}); see the settings of {cls.__name__}") from None
+
+
 def _iw(ctx: MetricContext) -> dict[str, float]:
     from gantl.metrics.iw_critic import CriticSettings, independent_critic, split_half
 
-    seed = int(ctx.options.get("seed", 0))
+    settings = _settings(CriticSettings, ctx.options, "iw_")
+    seed = settings.seed
     real_train, real_val = split_half(ctx.real_images(ctx.options.get("iw_real")), seed)
     gen_train, gen_val = split_half(ctx.fake_images, seed + 1)
-    settings = CriticSettings(steps=int(ctx.options.get("iw_steps", 300)), seed=seed)
     return {"iw": independent_critic(real_train, real_val, gen_train, gen_val, settings)}
 
 
@@ -103,7 +113,7 @@ def _cls(ctx: MetricContext) -> dict[str, float]:
         raise MetricError("the classifier score needs a labelled dataset and a target class: "
                           "--cls-data cifar10.zip:train --cls-target horse")
     dataset = data if not isinstance(data, str | Path) else ImageDataset(data, use_labels=True, progress=False)
-    settings = ClassifierSettings(steps=int(ctx.options.get("cls_steps", 600)), seed=int(ctx.options.get("seed", 0)))
+    settings = _settings(ClassifierSettings, ctx.options, "cls_")
     model, accuracy = cached_classifier(dataset, str(target), settings)
     return {"cls": accept_share(model, ctx.fake_images, settings.resolution), "cls_accuracy": accuracy}
 
