@@ -32,7 +32,6 @@ Matrices map *output* centred pixel coordinates to *source* centred pixel coordi
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
@@ -163,27 +162,56 @@ def integer_remap(images: Tensor, m: Tensor) -> Tensor:
     return images.reshape(n, c, h * w).gather(2, flat.to(images.device)).reshape(n, c, h, w)
 
 
+def _source_coords(m: Tensor, h: int, w: int, lobes: int) -> tuple[Tensor, Tensor]:
+    """Source pixel-index coordinates ``[N, H2, W2]`` of the 2x output grid the decimation filter reads."""
+    gx = -lobes + 0.25 + 0.5 * torch.arange(2 * w + 4 * lobes - 2, device=m.device, dtype=torch.float32)
+    gy = -lobes + 0.25 + 0.5 * torch.arange(2 * h + 4 * lobes - 2, device=m.device, dtype=torch.float32)
+    us, vs = _apply_affine(m, (gx + 0.5 - w / 2).reshape(1, 1, -1), (gy + 0.5 - h / 2).reshape(1, -1, 1))
+    return us - 0.5 + w / 2, vs - 0.5 + h / 2
+
+
+def _margins(ks: Tensor, ls: Tensor, h: int, w: int, lobes: int) -> Tensor:
+    """Per-sample reflection margins ``[N, 4]`` (left, right, top, bottom): enough that every bicubic tap
+    lands inside the valid part of the upsampled image."""
+    lo_x = torch.ceil(lobes - ks.flatten(1).amin(dim=1)).clamp(min=0) + 2
+    hi_x = torch.ceil(ks.flatten(1).amax(dim=1) - w + lobes + 0.75).clamp(min=0) + 2
+    lo_y = torch.ceil(lobes - ls.flatten(1).amin(dim=1)).clamp(min=0) + 2
+    hi_y = torch.ceil(ls.flatten(1).amax(dim=1) - h + lobes + 0.75).clamp(min=0) + 2
+    return torch.stack([lo_x, hi_x, lo_y, hi_y], dim=1).long()
+
+
 def affine_resample(images: Tensor, m: Tensor, lobes: int = LANCZOS_LOBES, mode: str = "bicubic") -> Tensor:
     """Warp each image by its matrix with reflection padding and anti-aliased 2x supersampling.
 
     Differentiable with respect to ``images`` (pad = gather, filters = matrix products, grid_sample).
+    A batch shares one padded size, so one strongly rotated or shrunk sample would make every sample pay
+    for its margin; when that wastes much work the batch is split in two groups by margin size.
     """
     n, c, h, w = images.shape
     m = m.to(device=images.device, dtype=torch.float32)
-    # Positions (in output pixel-index units) of the 2x output grid the decimation filter reads.
-    gx = -lobes + 0.25 + 0.5 * torch.arange(2 * w + 4 * lobes - 2, device=images.device, dtype=torch.float32)
-    gy = -lobes + 0.25 + 0.5 * torch.arange(2 * h + 4 * lobes - 2, device=images.device, dtype=torch.float32)
-    us, vs = _apply_affine(m, (gx + 0.5 - w / 2).reshape(1, 1, -1), (gy + 0.5 - h / 2).reshape(1, -1, 1))
-    ks, ls = us - 0.5 + w / 2, vs - 0.5 + h / 2  # source pixel-index coordinates, [N, H2, W2]
+    ks, ls = _source_coords(m, h, w, lobes)
+    margins = _margins(ks, ls, h, w, lobes)
+    area = ((w + margins[:, 0] + margins[:, 1]) * (h + margins[:, 2] + margins[:, 3])).tolist()
+    if n >= 4:
+        order = sorted(range(n), key=lambda i: area[i])
+        sorted_area = [area[i] for i in order]
+        # Cost of splitting after k samples ~ k * (largest area among them) + rest * overall largest.
+        costs = [k * sorted_area[k - 1] + (n - k) * sorted_area[-1] for k in range(1, n)]
+        k = min(range(len(costs)), key=costs.__getitem__) + 1
+        if costs[k - 1] < 0.75 * n * sorted_area[-1]:
+            small = torch.tensor(order[:k], device=images.device)
+            large = torch.tensor(order[k:], device=images.device)
+            out = _resample_group(images[small], ks[small], ls[small], margins[small], lobes, mode)
+            result = torch.empty((n, c, h, w), dtype=out.dtype, device=images.device)
+            result = result.index_copy(0, small, out)
+            other = _resample_group(images[large], ks[large], ls[large], margins[large], lobes, mode)
+            return result.index_copy(0, large, other)
+    return _resample_group(images, ks, ls, margins, lobes, mode)
 
-    # Reflection margin: enough that every bicubic tap lands inside the valid upsampled image.
-    def margins(coord: Tensor, size: int) -> tuple[int, int]:
-        lo = max(0, math.ceil(lobes - float(coord.min()))) + 2
-        hi = max(0, math.ceil(float(coord.max()) - size + lobes + 0.75)) + 2
-        return lo, hi
 
-    left, right = margins(ks, w)
-    top, bottom = margins(ls, h)
+def _resample_group(images: Tensor, ks: Tensor, ls: Tensor, margins: Tensor, lobes: int, mode: str) -> Tensor:
+    """Pad by the group's largest margins, upsample 2x, sample the warped 2x grid, decimate 2x."""
+    left, right, top, bottom = margins.amax(dim=0).tolist()
     padded = mirror_pad(images, left, right, top, bottom)
     up = _upsample2x(padded, lobes)
     hu, wu = up.shape[-2:]
