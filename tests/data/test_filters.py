@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 from gantl.data.filters import FiltersConfig, Scorer
 from gantl.data.filters.base import fails
 from gantl.data.filters.blur import BlurConfig, BlurFilter
-from gantl.data.filters.duplicate import DuplicateConfig, DuplicateFilter, distance_matrix, phash_pair
+from gantl.data.filters.duplicate import DuplicateConfig, DuplicateFilter, distance_matrix, hamming, phash_pair
 from gantl.data.filters.fmt import FormatConfig, FormatError, decode
 from gantl.data.filters.grayscale import GrayscaleConfig, GrayscaleFilter
 from gantl.data.filters.text import count_alnum, polygon_area
@@ -138,8 +138,8 @@ def test_duplicates_found_with_no_false_pair(bench: Path, variant_scores: dict) 
 
     rows = [variant_scores[f] for f in files]
     dup = DuplicateFilter(DuplicateConfig())
-    decision = dup.decide([(r["phash"], r["phash_mirror"]) for r in rows],
-                          [(r["blur"], r["width"] * r["height"]) for r in rows])
+    decision = dup.decide([(r["phash"], r["phash_mirror"]) for r in rows], [True] * len(rows),
+                          [r["blur"] for r in rows], [r["width"] * r["height"] for r in rows])
     caught = {files[i]: files[j] for i, j in enumerate(decision.duplicate_of) if j is not None}
     # no false pair: every rejected copy points at a copy of the same photo
     assert all(source(a) == source(b) for a, b in caught.items()), caught
@@ -150,10 +150,12 @@ def test_duplicates_found_with_no_false_pair(bench: Path, variant_scores: dict) 
     for f, r in variants.items():
         if r["kind"] == "dup" and r["param"] in ("half", "q30", "bright", "flip"):
             assert kept_of[f"variants/{f}"] == kept_of[f"photos/{r['source_file']}"], f
-    # the original is the copy kept over its half-size copy
+    # the full-size original is kept over its half-size, re-compressed, brightened and mirrored copies
     for f, r in variants.items():
+        if r["kind"] == "dup":
+            assert f"variants/{f}" in caught or f"photos/{r['source_file']}" not in caught.values(), f
         if r["param"] == "half":
-            assert f"variants/{f}" in caught
+            assert caught[f"variants/{f}"] == f"photos/{r['source_file']}"
     # no two different photos are paired
     assert not any(a.startswith("photos/") and caught[a].startswith("photos/") for a in caught)
 
@@ -250,12 +252,15 @@ def test_duplicate_keeper_prefers_clean_then_sharp_then_large() -> None:
     h = [phash_pair(base), phash_pair(base.transpose(Image.Transpose.FLIP_LEFT_RIGHT)), phash_pair(other)]
     assert distance_matrix([int(x[0], 16) for x in h], [int(x[1], 16) for x in h])[0, 1] == 0  # mirror match
     dup = DuplicateFilter(DuplicateConfig())
-    d = dup.decide(h, [(True, 10.0, 100), (True, 50.0, 100), (True, 1.0, 1)])
-    assert d.duplicate_of == [1, None, None]  # the sharper copy is kept; the unrelated image untouched
-    d = dup.decide(h, [(True, 10.0, 100), (False, 50.0, 100), (True, 1.0, 1)])
+    d = dup.decide(h, [True] * 3, [10.0, 50.0, 1.0], [100, 100, 1])
+    assert d.duplicate_of == [1, None, None]  # the much sharper copy is kept; the unrelated image untouched
+    d = dup.decide(h, [True] * 3, [40.0, 50.0, 1.0], [400, 100, 1])
+    assert d.duplicate_of == [None, 0, None]  # about as sharp: the larger copy wins
+    d = dup.decide(h, [True, False, True], [10.0, 50.0, 1.0], [100, 100, 1])
     assert d.duplicate_of == [None, 0, None]  # a copy rejected by another filter is not the keeper
-    no_mirror = DuplicateFilter(DuplicateConfig(mirror=False)).decide(h, [(True, 1.0, 1)] * 3)
+    no_mirror = DuplicateFilter(DuplicateConfig(mirror=False)).decide(h, [True] * 3, [1.0] * 3, [1] * 3)
     assert no_mirror.duplicate_of == [None, None, None]
+    assert hamming(h[0], h[1]) == 0 and hamming(h[0], h[1], mirror=False) > 8
 
 
 def test_text_helpers() -> None:

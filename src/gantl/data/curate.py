@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gantl.config import option
-from gantl.data.filters import REASONS, SCORE_COLUMNS, FiltersConfig, Scorer, Threshold, thresholds
+from gantl.data.filters import PIXEL_FILTERS, REASONS, SCORE_COLUMNS, FiltersConfig, Scorer, Threshold, thresholds
 from gantl.data.filters.duplicate import DuplicateFilter
 from gantl.data.filters.fmt import FormatError, decode
 from gantl.data.intake import HttpConfig, InstagramConfig, Item, Source, open_source
@@ -178,9 +178,13 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
         return [_parse(r) for r in csv.DictReader(fh)]
 
 
-def _cached(row: dict[str, Any] | None, item: Item, fingerprint: str) -> bool:
-    return (row is not None and row.get("scorer") == fingerprint and row.get("bytes") == item.size
-            and abs(float(row.get("mtime", -1)) - item.mtime) < 1e-3)
+def _cached(row: dict[str, Any] | None, item: Item, fingerprint: str, needed: list[str]) -> bool:
+    """A manifest row can stand in for scoring: same file, same scoring settings, every needed score present."""
+    if row is None or row.get("scorer") != fingerprint or row.get("bytes") != item.size:
+        return False
+    if abs(float(row.get("mtime", -1)) - item.mtime) >= 1e-3:
+        return False
+    return bool(row.get("error")) or all(k in row for k in needed)
 
 
 # ----------------------------------------------------------------------------- decisions
@@ -207,8 +211,8 @@ def decide(rows: list[dict[str, Any]], cfg: CurateConfig) -> dict[str, Threshold
     if "duplicate" in ths:
         dup = DuplicateFilter(cfg.filters.duplicate)
         hashes = [(r["phash"], r["phash_mirror"]) if r.get("phash") and not r.get("error") else None for r in rows]
-        pref = [(not r["_reasons"], r.get("blur", 0.0), r.get("width", 0) * r.get("height", 0)) for r in rows]
-        decision = dup.decide(hashes, pref)
+        decision = dup.decide(hashes, [not r["_reasons"] for r in rows], [r.get("blur", 0.0) for r in rows],
+                              [r.get("width", 0) * r.get("height", 0) for r in rows])
         for row, dist, of in zip(rows, decision.distance, decision.duplicate_of, strict=True):
             if row.get("phash") and not row.get("error"):
                 row["duplicate"] = dist
@@ -254,11 +258,15 @@ def curate(source: str, cfg: CurateConfig, *, manifest: str | Path, out: str | P
     old = {r["file"]: r for r in read_manifest(manifest)}
     rows: dict[str, dict[str, Any]] = {}
     todo: list[str] = []
+    needed = [n for n in PIXEL_FILTERS if getattr(cfg.filters, n).enabled]
+    if cfg.filters.duplicate.enabled:
+        needed.append("phash")
+    stale = {"kept", "reasons", "duplicate_of", "output", "resolution", "duplicate"}
+    stale |= {n for n in PIXEL_FILTERS if n not in needed} | {f"{n}_boxes" for n in PIXEL_FILTERS if n not in needed}
     for item in items:
         prev = old.get(item.file)
-        if _cached(prev, item, fingerprint):
-            rows[item.file] = {k: v for k, v in prev.items()  # type: ignore[union-attr]
-                               if k not in ("kept", "reasons", "duplicate_of", "output", "resolution")}
+        if _cached(prev, item, fingerprint, needed):
+            rows[item.file] = {k: v for k, v in prev.items() if k not in stale}  # type: ignore[union-attr]
         else:
             todo.append(item.file)
             rows[item.file] = {"file": item.file, "bytes": item.size, "mtime": item.mtime}

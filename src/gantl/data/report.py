@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
+from gantl.data.filters.duplicate import hamming
 from gantl.data.filters.fmt import FormatConfig, FormatError, decode
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ THUMB = 150
 SHEET_LIMIT = 48
 NEAR = 8
 BOX_COLOURS = {"face": (255, 40, 40), "text": (30, 144, 255)}
-LOG_SCALE = {"blur"}
+LOG_SCALE = {"blur", "text"}
+ZERO_MEANS_NONE = {"text": "no legible text", "face": "no face"}
 HOW_TO = {
     "resolution": "short side / target size; rejected when below the threshold",
     "blur": "Laplacian variance of the sharpest tile at 512 px; rejected when below (lower = blurrier)",
@@ -89,11 +91,14 @@ def _score_text(name: str, v: Any) -> str:
     return f"{v:.3f}"
 
 
-def _tile(row: dict[str, Any], thumbs: _Thumbs, caption: str) -> str:
+def _tile(row: dict[str, Any], thumbs: _Thumbs, caption: str, failed: bool | None = None) -> str:
+    """One thumbnail. Border: red if it fails the filter being shown (``failed``), else green;
+    without a filter context the overall decision. The last line lists every reason it was rejected for."""
     data = thumbs.get(row)
-    cls = "kept" if row["kept"] else "rej"
+    bad = (not row["kept"]) if failed is None else failed
+    cls = "rej" if bad else "kept"
     img = (f'<img src="data:image/jpeg;base64,{data}" alt="">' if data else '<div class="noimg">no preview</div>')
-    reasons = row.get("reasons") or "kept"
+    reasons = ("rejected: " + row["reasons"]) if row.get("reasons") else "kept in the dataset"
     name = html.escape(row["file"])
     return (f'<figure class="{cls}" title="{name}">{img}<figcaption><b>{html.escape(caption)}</b>'
             f'<span class="fn">{name}</span><span class="why">{html.escape(reasons.replace(";", ", "))}</span>'
@@ -106,22 +111,36 @@ def _histogram_svg(name: str, values: list[float], th: Threshold) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
+    zeros = 0
+    if name in ZERO_MEANS_NONE:
+        zeros = sum(1 for v in values if v <= 0)
+        values = [v for v in values if v > 0] or [th.threshold]
     fig, ax = plt.subplots(figsize=(6.4, 2.4), dpi=100)
-    log = name in LOG_SCALE and min(values) > 0
-    vals = [math.log10(v) for v in values] if log else values
-    t = math.log10(th.threshold) if log and th.threshold > 0 else th.threshold
-    lo, hi = min(vals + [t]), max(vals + [t])
-    pad = (hi - lo) * 0.05 or 0.5
-    ax.hist(vals, bins=40, range=(lo - pad, hi + pad), color="#4a7bb7")
+    log = name in LOG_SCALE and min(values) > 0 and th.threshold > 0
+    t = th.threshold
+    lo, hi = min(values + [t]), max(values + [t])
+    if log:
+        lo, hi = lo / 1.3, hi * 1.3
+        bins = np.geomspace(lo, hi, 41)
+        ax.set_xscale("log")
+    else:
+        pad = (hi - lo) * 0.04 or 0.5
+        lo, hi = lo - pad, hi + pad
+        bins = np.linspace(lo, hi, 41)
+    ax.hist(values, bins=bins, color="#4a7bb7")
     ax.axvline(t, color="#c0392b", linewidth=2)
     if th.direction == "below":
-        ax.axvspan(lo - pad, t, color="#c0392b", alpha=0.12)
+        ax.axvspan(lo, t, color="#c0392b", alpha=0.12)
     else:
-        ax.axvspan(t, hi + pad, color="#c0392b", alpha=0.12)
-    ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel(f"{name} score" + (" (log10)" if log else "") + "; red line = threshold, shaded = rejected")
+        ax.axvspan(t, hi, color="#c0392b", alpha=0.12)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel(f"{name} score" + (" (log axis)" if log else "") + f"; red line = threshold {t:g}, "
+                  "shaded side = rejected")
     ax.set_ylabel("images")
+    if zeros:
+        ax.set_title(f"{zeros} images with score 0 ({ZERO_MEANS_NONE[name]}) not drawn", fontsize=9, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     buf = io.StringIO()
@@ -159,17 +178,17 @@ def _section(name: str, th: Threshold, rows: list[dict[str, Any]], thumbs: _Thum
     else:
         fail, ok = _near_threshold(rows, name, th)
         parts.append('<div class="near"><div><h3>Rejected, closest to the threshold</h3><div class="sheet">'
-                     + "".join(_tile(r, thumbs, _score_text(name, r[name])) for r in fail)
+                     + "".join(_tile(r, thumbs, _score_text(name, r[name]), True) for r in fail)
                      + (" <p class='none'>none</p>" if not fail else "")
                      + '</div></div><div><h3>Passing this filter, closest to the threshold</h3><div class="sheet">'
-                     + "".join(_tile(r, thumbs, _score_text(name, r[name])) for r in ok)
+                     + "".join(_tile(r, thumbs, _score_text(name, r[name]), False) for r in ok)
                      + (" <p class='none'>none</p>" if not ok else "") + "</div></div></div>")
         worst_first = sorted(rejected, key=lambda r: r[name], reverse=th.direction == "above")
         if rejected:
             more = len(rejected) - SHEET_LIMIT
             parts.append(f"<h3>All rejected for {name}" + (f" (first {SHEET_LIMIT}; {more} more in the manifest)"
                                                            if more > 0 else "") + ", most extreme first</h3>")
-            parts.append('<div class="sheet">' + "".join(_tile(r, thumbs, _score_text(name, r[name]))
+            parts.append('<div class="sheet">' + "".join(_tile(r, thumbs, _score_text(name, r[name]), True)
                                                          for r in worst_first[:SHEET_LIMIT]) + "</div>")
     parts.append("</section>")
     return "".join(parts)
@@ -183,13 +202,21 @@ def _duplicate_groups(rows: list[dict[str, Any]], thumbs: _Thumbs) -> str:
             groups[r["duplicate_of"]].append(r)
     if not groups:
         return "<p class='none'>No duplicates found.</p>"
-    out = [f"<h3>{len(groups)} groups; the kept copy first (green), then the rejected copies (red)</h3>"]
+    out = [f"<h3>{len(groups)} groups of near-duplicates: the copy chosen to stay first (green; it can still "
+           "fail another filter), then the copies rejected as duplicates (red)</h3>"]
     for keeper, members in list(groups.items())[:SHEET_LIMIT]:
         k = by_file[keeper]
-        tiles = [_tile(k, thumbs, "kept copy")]
-        tiles += [_tile(m, thumbs, f"copy, nearest {_score_text('duplicate', m.get('duplicate'))}") for m in members]
+        tiles = [_tile(k, thumbs, "best copy", False)]
+        tiles += [_tile(m, thumbs, f"copy, {_apart(m, k)} apart", True) for m in members]
         out.append('<div class="sheet group">' + "".join(tiles) + "</div>")
     return "".join(out)
+
+
+def _apart(row: dict[str, Any], keeper: dict[str, Any]) -> str:
+    """Hash distance between a rejected copy and the copy kept in its place."""
+    if not (row.get("phash") and keeper.get("phash")):
+        return "?"
+    return f"{hamming((row['phash'], row['phash_mirror']), (keeper['phash'], keeper['phash_mirror']))} bits"
 
 
 CSS = """
@@ -205,8 +232,8 @@ figure.rej{border-color:#d9534f} figure.kept{border-color:#5cb85c}
 figure img{display:block;max-width:150px;max-height:150px;margin:1px auto}
 .noimg{height:80px;display:flex;align-items:center;justify-content:center;color:#999;font-size:12px}
 figcaption{font-size:11px;padding:2px 4px;line-height:1.3} figcaption b{font-size:13px;display:block}
-.fn,.why{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap} .why{color:#a33}
-figure.kept .why{color:#2d7a2d} .group{padding:6px;border:1px dashed #bbb;margin-bottom:8px;border-radius:4px}
+.fn,.why{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap} .why{color:#555}
+.group{padding:6px;border:1px dashed #bbb;margin-bottom:8px;border-radius:4px}
 .legend span{display:inline-block;margin-right:16px} .sw{width:12px;height:12px;display:inline-block;
 vertical-align:middle;margin-right:4px;border:2px solid} .none{color:#777;font-style:italic}
 .plot svg{max-width:640px;height:auto}
@@ -246,8 +273,10 @@ def write_report(result: CurateResult, path: Path, cfg: CurateConfig) -> Path:
         "Every score is in <code>" + html.escape(result.manifest.name) + "</code> (one row per input), "
         "so thresholds can be changed and the run repeated without re-scoring."
         + (f" Switched off: {', '.join(off)}." if off else "") + "</p>",
-        "<p class='legend'><span><i class='sw' style='border-color:#5cb85c'></i>kept</span>"
-        "<span><i class='sw' style='border-color:#d9534f'></i>rejected (reasons in red under the name)</span>"
+        "<p class='legend'>Thumbnail borders in each section: "
+        "<span><i class='sw' style='border-color:#d9534f'></i>fails that section's filter</span>"
+        "<span><i class='sw' style='border-color:#5cb85c'></i>passes it</span>"
+        "The line under each file name is the final decision with every reason. Boxes: "
         "<span><i class='sw' style='border-color:rgb(255,40,40)'></i>face box</span>"
         "<span><i class='sw' style='border-color:rgb(30,144,255)'></i>text box</span></p>",
     ]

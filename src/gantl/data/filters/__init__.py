@@ -26,6 +26,8 @@ from gantl.data.filters.text import TextConfig, TextFilter
 __all__ = ["REASONS", "SCORE_COLUMNS", "Filter", "FilterResult", "FiltersConfig", "Scorer", "Threshold", "fails",
            "thresholds"]
 
+#: Bump when a code change alters any score, so cached manifest rows are re-scored.
+SCORER_VERSION = 2
 #: Manifest columns holding a filter score, in report order.
 SCORE_COLUMNS = ("resolution", "blur", "grayscale", "text", "face", "duplicate")
 #: Per-image filters run in the workers (resolution needs no pixels, duplicate needs all images).
@@ -43,12 +45,14 @@ class FiltersConfig:
     duplicate: DuplicateConfig = option(default_factory=DuplicateConfig, help="Near-duplicates.")
 
     def scoring_fingerprint(self, target_size: int) -> str:
-        """Hash of every setting that changes a *score* (not a threshold): the cache key's version part."""
+        """Hash of every setting that changes a *score* (not a threshold, not on/off): the cache key's version part.
+
+        Switching a filter on is handled by the cache check (a row lacking that score is re-scored).
+        """
         d = to_dict(self)
-        keep = {"format": d["format"], "target_size": target_size}
+        keep = {"version": SCORER_VERSION, "format": d["format"], "target_size": target_size}
         for name in PIXEL_FILTERS:
             keep[name] = {k: v for k, v in d[name].items() if k not in ("threshold", "enabled")}
-        keep["enabled"] = sorted(n for n in PIXEL_FILTERS if d[n]["enabled"])
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -3,8 +3,9 @@
 Each image gets a 64-bit pHash (DCT of a 32x32 grayscale thumbnail, sign of the low
 frequencies) of itself and of its mirror image. Two images are duplicates when the Hamming
 distance between one's hash and the other's plain *or mirrored* hash is at most the threshold;
-duplicates are grouped transitively (union-find). In each group one copy is kept: first one
-that no other filter rejects, then the sharpest (blur score), then the largest (pixel count).
+duplicates are grouped transitively (union-find). In each group one copy is kept: among the
+copies no other filter rejects, the largest of those about as sharp as the sharpest (see
+``decide``): so the original beats its half-size, blurred or re-compressed copies.
 
 The score written to the manifest is the distance to the nearest other image (64 = nothing
 alike), so the report can show pairs just inside and just outside the threshold.
@@ -85,12 +86,15 @@ class DuplicateFilter:
         self.threshold = cfg.threshold
         self.mirror = cfg.mirror
 
-    def decide(self, hashes: Sequence[tuple[str, str] | None],
-               preference: Sequence[tuple[float, ...]]) -> DuplicateDecision:
+    def decide(self, hashes: Sequence[tuple[str, str] | None], clean: Sequence[bool],
+               sharpness: Sequence[float], pixels: Sequence[int]) -> DuplicateDecision:
         """Group near-duplicates and pick one keeper per group.
 
         ``hashes[i]`` is ``(phash_hex, mirrored_phash_hex)`` or None for images that could not be
-        decoded; ``preference[i]`` is a tuple compared lexicographically, higher = better copy.
+        decoded. The keeper is chosen among the group's ``clean`` copies (no other filter rejects
+        them) if there are any; among those, copies at least half as sharp as the sharpest count
+        as equally sharp (JPEG re-encoding moves the score by that much), and the one with most
+        pixels wins, then the sharper.
         """
         n = len(hashes)
         distance = [NO_MATCH] * n
@@ -123,8 +127,19 @@ class DuplicateFilter:
         for members in groups.values():
             if len(members) < 2:
                 continue
-            keeper = max(members, key=lambda k: (preference[idx[k]], -k))
+            pool = [k for k in members if clean[idx[k]]] or members
+            sharpest = max(sharpness[idx[k]] for k in pool)
+            pool = [k for k in pool if sharpness[idx[k]] >= 0.5 * sharpest]
+            keeper = max(pool, key=lambda k: (pixels[idx[k]], sharpness[idx[k]], -k))
             for k in members:
                 if k != keeper:
                     duplicate_of[idx[k]] = idx[keeper]
         return DuplicateDecision(distance, duplicate_of)
+
+
+def hamming(a: tuple[str, str], b: tuple[str, str], mirror: bool = True) -> int:
+    """Distance between two images' (plain, mirrored) hashes, mirrors included when asked."""
+    d = bin(int(a[0], 16) ^ int(b[0], 16)).count("1")
+    if mirror:
+        d = min(d, bin(int(a[0], 16) ^ int(b[1], 16)).count("1"), bin(int(a[1], 16) ^ int(b[0], 16)).count("1"))
+    return d
