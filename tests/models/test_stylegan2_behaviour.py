@@ -132,6 +132,25 @@ def test_modulated_conv_fused_and_batched_match_per_sample_loop(up: int, demodul
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("up", [1, 2])
+def test_synthesis_layer_folded_bias_act_matches_unfolded(up: int) -> None:
+    # The batched path folds gain/bias/noise into one addcmul; the fused path applies them one by one.
+    from gantl.models.stylegan2 import SynthesisLayer
+
+    torch.manual_seed(0)
+    layer = SynthesisLayer(4, 5, w_dim=6, resolution=8, up=up, conv_clamp=0.7)
+    with torch.no_grad():
+        layer.noise_strength.fill_(0.4)
+        layer.bias.normal_()
+    x = torch.randn(3, 4, 8 // up, 8 // up)
+    w = torch.randn(3, 6)
+    for gain in (1.0, math.sqrt(0.5)):
+        a = layer(x, w, noise_mode="const", fused_modconv=False, gain=gain)
+        b = layer(x, w, noise_mode="const", fused_modconv=True, gain=gain)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        assert a.abs().max() <= 0.7 * gain + 1e-6 and (a.abs() == 0.7 * gain).any()  # the clamp is active
+
+
 def test_demodulation_keeps_unit_activation_std() -> None:
     torch.manual_seed(0)
     x = torch.randn(16, 64, 8, 8)

@@ -191,6 +191,40 @@ def modulated_conv2d(
     return x
 
 
+def modulated_conv2d_bias_act(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    bias: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    padding: int = 0,
+    resample_filter: torch.Tensor | None = None,
+    act: str = "lrelu",
+    gain: float = 1.0,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """Batched demodulated conv + noise + bias + activation + gain + clamp, with fewer tensor passes.
+
+    Equals ``bias_act(modulated_conv2d(...) + noise, bias, act, gain, clamp)``. The supported
+    activations are positively homogeneous (``act(g*t) = g*act(t)`` for ``g > 0``), so the gain is
+    folded into the per-channel demodulation scale, the bias and the noise, and everything before
+    the activation is a single ``addcmul``: 2 elementwise passes instead of 5 on the largest
+    tensors of the generator.
+    """
+    if gain <= 0 or act not in ACTIVATION_GAINS:
+        raise ValueError("modulated_conv2d_bias_act needs a positive gain and a linear/relu/lrelu activation")
+    n = x.shape[0]
+    scale = demodulation_coefficients(weight, styles) * gain  # [N, O]
+    x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+    x = fir.conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
+    shift = (bias.to(x.dtype) * gain).reshape(1, -1, 1, 1)
+    if noise is not None:
+        shift = shift + noise.to(x.dtype) * gain
+    x = torch.addcmul(shift, x, scale.to(x.dtype).reshape(n, -1, 1, 1))
+    return bias_act(x, None, act=act, gain=1.0, clamp=clamp)
+
+
 class MinibatchStdLayer(nn.Module):
     """Append the average per-group standard deviation of features as extra channel(s).
 

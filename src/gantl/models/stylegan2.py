@@ -36,6 +36,7 @@ from gantl.models.layers import (
     MinibatchStdLayer,
     bias_act,
     modulated_conv2d,
+    modulated_conv2d_bias_act,
     normalize_2nd_moment,
 )
 
@@ -231,10 +232,13 @@ class SynthesisLayer(nn.Module):
                                 dtype=x.dtype) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-                             resample_filter=self.resample_filter,
-                             fused_modconv=_auto_fused(fused_modconv, x.shape[0]))
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if not _auto_fused(fused_modconv, x.shape[0]):
+            return modulated_conv2d_bias_act(x, self.weight, styles, self.bias, noise=noise, up=self.up,
+                                             padding=self.padding, resample_filter=self.resample_filter,
+                                             act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
+                             resample_filter=self.resample_filter, fused_modconv=True)
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
