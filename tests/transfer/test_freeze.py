@@ -66,7 +66,8 @@ def test_finetune_scales_lr_and_composes(tiny_dataset: Path, tmp_path: Path) -> 
     assert [g["lr"] for g in groups["G"]] == [pytest.approx(0.1)]
     assert [g["lr"] for g in groups["D"]] == [pytest.approx(0.2)]
     n_d = sum(p.numel() for g in groups["D"] for p in g["params"])
-    assert n_d == sum(p.numel() for p in trainer.D.parameters()) - sum(p.numel() for p in trainer.D.blocks[0].parameters())
+    frozen = sum(p.numel() for p in trainer.D.blocks[0].parameters())
+    assert n_d == sum(p.numel() for p in trainer.D.parameters()) - frozen
     d_opt = next(p["opt"] for p in trainer.phases if p["net"] == "D")
     assert d_opt.param_groups[0]["lr"] == pytest.approx(0.1 * 2e-4)
 
