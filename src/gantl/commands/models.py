@@ -36,3 +36,11 @@ def _without_tensor_lists(desc: dict) -> dict:
     if "networks" in out:
         out["networks"] = [{k: v for k, v in n.items() if k != "tensors"} for n in out["networks"]]
     return out
+
+
+# The zoo commands live in zoo_commands.py (sources helper); registered here so `gantl models` has them all.
+from gantl.commands import zoo_commands  # noqa: E402
+
+app.command("list", epilog=zoo_commands.LIST_EPILOG)(zoo_commands.models_list)
+app.command("info", epilog=zoo_commands.INFO_EPILOG)(zoo_commands.models_info)
+app.command("import", epilog=zoo_commands.IMPORT_EPILOG)(zoo_commands.models_import)

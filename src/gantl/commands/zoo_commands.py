@@ -29,11 +29,13 @@ def models_list() -> None:
     from gantl.checkpoints import zoo
 
     table = Table(title="gantl model zoo", show_lines=False)
-    for col in ("name", "arch", "res", "trained on", "kimg", "FID", "where"):
+    table.add_column("name", no_wrap=True)
+    for col in ("arch", "res", "trained on", "kimg", "FID", "where"):
         table.add_column(col, overflow="fold")
     for s in zoo.list_sources():
         where = "bundled" if s.bundled else "download"
-        table.add_row(s.name, s.arch, str(s.resolution), s.training_data,
+        trained_on = s.training_data.split(" (")[0]  # details are in `gantl models info`
+        table.add_row(s.name, s.arch, str(s.resolution), trained_on,
                       "–" if s.kimg is None else f"{s.kimg:g}", _fid_text(s.fid), where)
     console = Console()
     console.print(table)
