@@ -51,14 +51,19 @@ class DemoConfig:
     source: str = "cifar9-stylegan2-32"  # zoo name (or checkpoint path) to transfer from
     num_images: int = 500  # horses to curate and train on
     resolution: int = 32
-    budget_kimg: float = 2.0  # per run, identical for scratch and transfer
+    # Budgets, from CPU costs measured on the 2-core machine (2026-11-23): a cpu-tiny StyleGAN2
+    # training image ~0.47 CPU-s, an Inception-v3 feature ~0.42 CPU-s, so 20 minutes on 2 cores
+    # (~2,000 usable CPU-s) hold about 1,000 real + 1,400 generated features and 2 x 0.8 kimg.
+    budget_kimg: float = 0.8  # per run, identical for scratch and transfer
     freezed: int = 2  # D blocks (from the image side) kept frozen
-    ada_kimg: float = 20.0  # ADA adjustment speed (stylegan2-ada default 500 is for 25,000-kimg runs)
+    ada_kimg: float = 20.0  # ADA adjustment speed (stylegan2-ada's 500 is for 25,000-kimg runs)
     ada_target: float = 0.6
-    curve_points: int = 4  # snapshots per run evaluated for the metric-vs-kimg curves
-    curve_num_gen: int = 500  # generated images per curve point
-    final_num_gen: int = 1500  # generated images for the final table
-    num_real: int | None = None  # real horses for the reference statistics (None = all 5,000)
+    curve_points: int = 3  # snapshots per run evaluated for the metric-vs-kimg curves
+    curve_num_gen: int = 200  # generated images per intermediate curve point
+    final_num_gen: int = 500  # generated images for the final table
+    # Real horses for the reference statistics: None = all 5,000 (what the issue asks; the Inception
+    # pass alone then costs ~35 CPU-minutes, so it fits 20 minutes only once its cache exists).
+    num_real: int | None = 1000
     seed: int = 0
     threads: int | None = None
     cifar10: str | None = None  # explicit path to cifar10.zip (else ../shared/datasets, else download)

@@ -13,6 +13,8 @@ def demo(
                                       help="Training budget per run in kimg (default: the tuned 20-minute one)."),
     cifar10: str = typer.Option(None, "--cifar10", help="Path to cifar10.zip (default: ../shared/datasets/, "
                                 "else download the official release once)."),
+    num_real: int = typer.Option(None, "--num-real", min=0,
+                                 help="Real horses for FID/KID (default 1000 to fit 20 minutes; 0 = all 5,000)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the horse sample, training and evaluation."),
 ) -> None:
     """Curate 500 CIFAR-10 horses, train from scratch and by transfer for the same budget, and compare them."""
@@ -21,4 +23,6 @@ def demo(
     cfg = DemoConfig(out=out, seed=seed, cifar10=cifar10)
     if budget_kimg is not None:
         cfg.budget_kimg = budget_kimg
+    if num_real is not None:
+        cfg.num_real = num_real or None
     run_demo(cfg)
