@@ -254,7 +254,7 @@ def curate(source: str, cfg: CurateConfig, *, manifest: str | Path, out: str | P
     items = src.items()
     if not items and not src.failures:
         raise DatasetError(f"'{source}' contains no image files (extensions: jpg, png, webp, bmp, tif, ...)")
-    fingerprint = cfg.filters.scoring_fingerprint(cfg.size)
+    fingerprint = cfg.filters.scoring_fingerprint()
     old = {r["file"]: r for r in read_manifest(manifest)}
     rows: dict[str, dict[str, Any]] = {}
     todo: list[str] = []

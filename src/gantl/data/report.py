@@ -147,7 +147,11 @@ def _histogram_svg(name: str, values: list[float], th: Threshold) -> str:
     fig.savefig(buf, format="svg")
     plt.close(fig)
     svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg"):]
+    start, end = svg.find("<metadata>"), svg.find("</metadata>")
+    if 0 <= start < end:  # RDF licence/date block: noise in an inline plot
+        svg = svg[:start] + svg[end + len("</metadata>"):]
+    return svg
 
 
 def _near_threshold(rows: list[dict[str, Any]], name: str, th: Threshold) -> tuple[list, list]:

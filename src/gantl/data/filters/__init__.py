@@ -44,13 +44,13 @@ class FiltersConfig:
     face: FaceConfig = option(default_factory=FaceConfig, help="Human faces.")
     duplicate: DuplicateConfig = option(default_factory=DuplicateConfig, help="Near-duplicates.")
 
-    def scoring_fingerprint(self, target_size: int) -> str:
+    def scoring_fingerprint(self) -> str:
         """Hash of every setting that changes a *score* (not a threshold, not on/off): the cache key's version part.
 
         Switching a filter on is handled by the cache check (a row lacking that score is re-scored).
         """
         d = to_dict(self)
-        keep = {"version": SCORER_VERSION, "format": d["format"], "target_size": target_size}
+        keep = {"version": SCORER_VERSION, "format": d["format"]}
         for name in PIXEL_FILTERS:
             keep[name] = {k: v for k, v in d[name].items() if k not in ("threshold", "enabled")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
@@ -62,7 +62,7 @@ class Scorer:
     def __init__(self, cfg: FiltersConfig, target_size: int) -> None:
         self.cfg = cfg
         self.target_size = target_size
-        self.fingerprint = cfg.scoring_fingerprint(target_size)
+        self.fingerprint = cfg.scoring_fingerprint()
         self.filters: dict[str, Any] = {}
         if cfg.blur.enabled:
             self.filters["blur"] = BlurFilter(cfg.blur)
@@ -80,7 +80,9 @@ class Scorer:
         """Decode and score one file; never raises for a bad image (the error goes in the row)."""
         row: dict[str, Any] = {"scorer": self.fingerprint}
         try:
-            dec = decode(data, self.cfg.format, need_short=self.target_size, need_long=self.need_long)
+            # Scores depend only on the working sizes, not on the target size, so one scoring pass
+            # serves every --size (the resolution score is computed from width/height at decision time).
+            dec = decode(data, self.cfg.format, need_long=self.need_long)
         except FormatError as exc:
             row["error"] = str(exc)
             return row

@@ -32,6 +32,11 @@ from gantl.data.filters.base import Direction, working_copy
 from gantl.errors import require
 
 NO_MATCH = 64
+#: Copies at least this share of the group's best blur score count as "as sharp". The Laplacian
+#: variance grows with the square of contrast (a +20% brightness copy scores ~2x) and moves with
+#: re-compression, while real blur divides it by 20 or more (filterbench sigma 1.5), so 1/4 keeps
+#: the original over its brightened or re-saved copies and still never picks a blurred one.
+SHARP_ENOUGH = 0.25
 
 
 @dataclass
@@ -92,9 +97,8 @@ class DuplicateFilter:
 
         ``hashes[i]`` is ``(phash_hex, mirrored_phash_hex)`` or None for images that could not be
         decoded. The keeper is chosen among the group's ``clean`` copies (no other filter rejects
-        them) if there are any; among those, copies at least half as sharp as the sharpest count
-        as equally sharp (JPEG re-encoding moves the score by that much), and the one with most
-        pixels wins, then the sharper.
+        them) if there are any; among those, copies within ``SHARP_ENOUGH`` of the sharpest count
+        as equally sharp, and the one with most pixels wins, then the sharper.
         """
         n = len(hashes)
         distance = [NO_MATCH] * n
@@ -129,7 +133,7 @@ class DuplicateFilter:
                 continue
             pool = [k for k in members if clean[idx[k]]] or members
             sharpest = max(sharpness[idx[k]] for k in pool)
-            pool = [k for k in pool if sharpness[idx[k]] >= 0.5 * sharpest]
+            pool = [k for k in pool if sharpness[idx[k]] >= SHARP_ENOUGH * sharpest]
             keeper = max(pool, key=lambda k: (pixels[idx[k]], sharpness[idx[k]], -k))
             for k in members:
                 if k != keeper:
