@@ -143,6 +143,12 @@ def test_parallel_workers_match_inline(folder: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "dataset.json").read_text())["labels"] is None
 
 
+def test_refuses_to_overwrite_a_foreign_folder(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="not a gantl dataset"):
+        curate(str(folder), _cfg(), manifest=tmp_path / "m.csv", out=folder, progress=False)
+    assert (folder / "cat" / "c0.png").is_file()
+
+
 def test_everything_rejected_is_a_clear_error(folder: Path, tmp_path: Path) -> None:
     cfg = _cfg()
     cfg.filters.blur.threshold = 1e9

@@ -27,7 +27,15 @@ from gantl.data.filters import PIXEL_FILTERS, REASONS, SCORE_COLUMNS, FiltersCon
 from gantl.data.filters.duplicate import DuplicateFilter
 from gantl.data.filters.fmt import FormatError, decode
 from gantl.data.intake import HttpConfig, InstagramConfig, Item, Source, open_source
-from gantl.data.prepare import DatasetWriter, PrepareConfig, class_of, encode_png, output_name, square_resize
+from gantl.data.prepare import (
+    DatasetWriter,
+    PrepareConfig,
+    check_output,
+    class_of,
+    encode_png,
+    output_name,
+    square_resize,
+)
 from gantl.errors import DatasetError
 from gantl.progress import make_progress
 
@@ -248,6 +256,8 @@ def curate(source: str, cfg: CurateConfig, *, manifest: str | Path, out: str | P
            cache_dir: str | Path | None = None) -> CurateResult:
     """Score every image of ``source``; with ``out``, also write the kept ones as a dataset."""
     t0 = time.perf_counter()
+    if out is not None:
+        check_output(Path(out))  # fail before the long scoring pass, not after it
     manifest = Path(manifest)
     cache_dir = Path(cache_dir) if cache_dir else manifest.with_name(manifest.stem + "-downloads")
     src = open_source(source, cache_dir=cache_dir, http=cfg.http, instagram=cfg.instagram)

@@ -86,6 +86,7 @@ class DatasetWriter:
         self.is_zip = self.out.suffix.lower() == ".zip"
         if self.out.exists() and not overwrite:
             raise DatasetError(f"'{self.out}' already exists; remove it or choose another --out")
+        check_output(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.out.with_name(self.out.name + ".partial")
         if self.tmp.exists():
@@ -121,6 +122,14 @@ class DatasetWriter:
             shutil.rmtree(self.out) if self.out.is_dir() else self.out.unlink()
         self.tmp.replace(self.out)
         return self.out
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output we would have to delete but did not write (e.g. ``--out .`` or the source)."""
+    if out.is_dir() and any(out.iterdir()) and not (out / "dataset.json").is_file():
+        raise DatasetError(f"'{out}' is a non-empty folder that is not a gantl dataset; choose a new --out")
+    if out.is_file() and out.suffix.lower() != ".zip":
+        raise DatasetError(f"'{out}' is an existing file; --out must be a .zip or a folder")
 
 
 def output_name(index: int, label_name: str | None) -> str:
