@@ -94,4 +94,7 @@ def models_import(
     ckpt = load_checkpoint(path)
     nets = ", ".join(f"{n} ({len(t)} tensors)" for n, t in ckpt.tensors.items())
     typer.echo(f"wrote {path} from {file.name} (sha256 {sha256_file(file)[:12]}…): {nets}")
-    typer.echo(f"train from it with: gantl train --resume {path} --data YOUR_DATA.zip")
+    arch = next(iter(ckpt.metadata.get("networks", {}).values()), {}).get("arch", "stylegan2")
+    typer.echo(f"train from it with: gantl train --model {arch} --resume {path} --data YOUR_DATA.zip")
+    if "D" not in ckpt.tensors:
+        typer.echo("note: the file has no discriminator, so a transfer run must start D from scratch")
