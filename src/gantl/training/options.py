@@ -73,6 +73,7 @@ class TrainOptions:
     # evaluation
     metrics: list[str] = option(default_factory=list, help="Metrics to compute at each snapshot.")
     best_metric: str | None = option(None, help="Keep best.safetensors by this metric (lower is better).")
+    metrics_num_gen: int | None = option(None, min=1, help="Generated images per metric (default: dataset size).")
     # machinery
     device: str = option("auto", choices=DEVICES, help="auto picks cuda, then mps, then cpu.")
     workers: int = option(0, min=0, help="Image-decoding threads for datasets too large to cache.")
