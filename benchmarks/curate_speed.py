@@ -4,8 +4,9 @@ Usage: python benchmarks/curate_speed.py [--zip PATH] [--out DIR] [--workers 2] 
 
 The first size scores every image with every filter (the throughput that matters); later sizes
 reuse the manifest's scores (scores do not depend on the target size) and only decide, crop,
-resize and write, which is also timed. Other jobs sharing the CPU change the numbers, so each
-line records the load average before and after.
+resize and write, which is also timed. Other jobs sharing the CPU change the wall-clock numbers,
+so each line records the load average before and after, and the worker processes' CPU time per
+image (which does not depend on the load) with the rate it implies on otherwise idle cores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -38,15 +40,21 @@ def main() -> None:
     for size in args.sizes:
         cfg = CurateConfig(size=size, workers=args.workers)
         load_before = os.getloadavg()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         res = curate(args.zip, cfg, manifest=manifest, out=out / f"cats{size}.zip",
                      report=out / f"cats{size}-report.html", progress=True)
         wall = time.perf_counter() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         score_s = res.timings.get("score_s", 0.0)
         print(json.dumps({
             "benchmark": "curate_speed", "size": size, "workers": args.workers, "images": res.counts["total"],
             "scored": res.scored, "score_s": round(score_s, 1),
             "img_per_s_scoring": round(res.scored / score_s, 2) if res.scored else None,
+            # load-independent: worker CPU seconds per image, and the rate 2 idle cores would give
+            "worker_cpu_ms_per_img": round(1000 * worker_cpu / res.scored, 1) if res.scored else None,
+            "img_per_s_if_cores_idle": round(args.workers * res.scored / worker_cpu, 2) if res.scored else None,
             "prepare_s": round(res.timings.get("prepare_s", 0.0), 1),
             "report_s": round(res.timings.get("report_s", 0.0), 1), "wall_s": round(wall, 1),
             "img_per_s_end_to_end": round(res.counts["total"] / wall, 2), "counts": res.counts,
