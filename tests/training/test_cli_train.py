@@ -64,3 +64,15 @@ def test_bad_option_is_one_line_error() -> None:
     assert isinstance(result.exception, ConfigError) and "allowed values" in str(result.exception)
     with pytest.raises(ConfigError, match="--data"):
         raise runner.invoke(app, ["train", "--model", "dcgan", "--dry-run"]).exception
+
+
+def test_dry_run_json_stylegan2_freezing() -> None:
+    out = _json(["--model", "stylegan2", "--cfg", "cpu-tiny", "--resolution", "32", "--method", "freezed:2",
+                 "--method", "freezeg:1", "--method", "freeze-mapping"])
+    trainable = set(out["trainable"])
+    # D blocks from the image side: b32, b16 frozen; b8 and the b4 epilogue train
+    assert not any(n.startswith(("D.b32.", "D.b16.")) for n in trainable)
+    assert "D.b8.conv0.weight" in trainable and "D.b4.out.weight" in trainable
+    # G: synthesis b4 (constant side) and the mapping network frozen
+    assert not any(n.startswith(("G.synthesis.b4.", "G.mapping.")) for n in trainable)
+    assert "G.synthesis.b8.conv0.weight" in trainable
