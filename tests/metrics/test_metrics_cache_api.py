@@ -40,6 +40,8 @@ def test_one_feature_pass_serves_all_metrics_and_matches_formulas(tmp_path, pixe
     ff = ext(torch.stack([ImageDataset(fake, progress=False)[i][0] for i in range(20)]))["features"]
     assert res["fid"] == pytest.approx(fid_mod.fid_from_features(rf, ff), rel=1e-9)
     assert res["fid"] > 0.5 and res["precision"] < 0.5  # the tinted fakes are far from the reals
+    as_datasets = _eval(ImageDataset(real, progress=False), ImageDataset(fake, progress=False), ["fid"])
+    assert as_datasets["fid"] == pytest.approx(res["fid"], rel=1e-12)
 
 
 def test_cache_is_keyed_by_content_not_name(tmp_path, pixel_extractor, make_images):

@@ -197,10 +197,15 @@ def evaluate(real, fake, metrics: Sequence[str], num_gen: int | None = None, *, 
     """
     if isinstance(fake, torch.nn.Module):
         return evaluate_generator(fake, real, metrics, num_gen, batch=batch, device=device, seed=seed, **kwargs)
-    if callable(fake) and not isinstance(fake, str | os.PathLike):
+    if callable(fake) and not isinstance(fake, str | os.PathLike) and not hasattr(fake, "content_hash"):
         num = int(num_gen or DEFAULT_NUM_GEN)
         return evaluate_batches(real, _callable_batches(fake, num, batch), num, metrics, batch=batch, seed=seed,
                                 **kwargs)
+    if not isinstance(fake, str | os.PathLike):  # an ImageDataset (or anything open_dataset accepts)
+        fakes = open_dataset(fake, use_labels=False)
+        indices = feat.dataset_indices(fakes, num_gen, seed)
+        return evaluate_batches(real, feat.dataset_batches(fakes, indices, batch), len(indices), metrics,
+                                batch=batch, seed=seed, **kwargs)
     path = Path(os.fspath(fake).split(".zip:")[0] + (".zip" if ".zip:" in os.fspath(fake) else ""))
     if path.suffix == ".safetensors":
         G = load_generator(path).to(device)
