@@ -153,7 +153,7 @@ def write_report(runs: Sequence[str | Path | RunSummary], out_dir: str | Path,
     # The run table: last and best recorded value of each curve metric.
     run_table = {s.name: {f"{m} (last)": s.final(m) for m in metrics} for s in summaries}
     for s in summaries:
-        run_table[s.name]["kimg"] = s.last_kimg
+        run_table[s.name]["kimg trained"] = s.last_kimg
         if s.wall_s is not None:
             run_table[s.name]["wall time (s)"] = s.wall_s
 
@@ -167,7 +167,7 @@ def write_report(runs: Sequence[str | Path | RunSummary], out_dir: str | Path,
 
 def _table_html(table: dict[str, dict[str, float]], columns: list[str]) -> str:
     rows = ["<table><tr><th>run</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"]
-    best = {c: _best_names(table, c) for c in columns if c not in ("kimg", "wall time (s)")}
+    best = {c: _best_names(table, c) for c in columns if c not in ("kimg trained", "wall time (s)")}
     for name, row in table.items():
         cells = []
         for c in columns:
@@ -179,7 +179,7 @@ def _table_html(table: dict[str, dict[str, float]], columns: list[str]) -> str:
 
 
 def _table_md(table: dict[str, dict[str, float]], columns: list[str]) -> str:
-    best = {c: _best_names(table, c) for c in columns if c not in ("kimg", "wall time (s)")}
+    best = {c: _best_names(table, c) for c in columns if c not in ("kimg trained", "wall time (s)")}
     lines = ["| run | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
     for name, row in table.items():
         cells = []
@@ -236,19 +236,20 @@ def _render_html(info: ReportInput, runs: list[RunSummary], metrics: list[str], 
         for m, rel in curves.items():
             h.append(f"<figure><img class='curve' src='{rel}' alt='{html.escape(m)} vs kimg'></figure>")
         h.append("</div>")
-    h.append("<h2>Samples</h2><div class='grid'>")
+    h.append("<h2>Samples</h2>")
+    h.append("<p>Each grid shows the same fixed latents through G_ema, so before/after panels are comparable.</p>")
     if reals:
-        h.append(f"<figure><img class='samples' src='{reals}' alt='real images'>"
-                 "<figcaption>Real training images</figcaption></figure>")
+        h.append(f"<div class='grid'><figure><img class='samples' src='{reals}' alt='real images'>"
+                 "<figcaption>Real training images</figcaption></figure></div>")
     for g in grids:
+        h.append(f"<h3>{html.escape(g['run'])}</h3><div class='grid'>")
         if g["init"]:
             h.append(f"<figure><img class='samples' src='{g['init']}' alt='{html.escape(g['run'])} at start'>"
-                     f"<figcaption>{html.escape(g['run'])}: before training (kimg 0)</figcaption></figure>")
+                     "<figcaption>before training (kimg 0)</figcaption></figure>")
         if g["latest"]:
             h.append(f"<figure><img class='samples' src='{g['latest']}' alt='{html.escape(g['run'])} latest'>"
-                     f"<figcaption>{html.escape(g['run'])}: after {_fmt(g['latest_kimg'])} kimg"
-                     "</figcaption></figure>")
-    h.append("</div>")
+                     f"<figcaption>after {_fmt(g['latest_kimg'])} kimg</figcaption></figure>")
+        h.append("</div>")
     notes = info.notes + _metric_notes(metrics + [c for row in info.final.values() for c in row])
     if notes:
         h.append("<h2>How these numbers were made</h2><div class='note'><ul>")
@@ -286,10 +287,11 @@ def _render_md(info: ReportInput, runs: list[RunSummary], metrics: list[str], cu
     if reals:
         md += [f"Real training images:\n\n![reals]({reals})", ""]
     for g in grids:
+        md += [f"### {g['run']}", ""]
         if g["init"]:
-            md += [f"{g['run']} before training:\n\n![{g['run']} init]({g['init']})", ""]
+            md += [f"Before training (kimg 0):\n\n![{g['run']} init]({g['init']})", ""]
         if g["latest"]:
-            md += [f"{g['run']} after {_fmt(g['latest_kimg'])} kimg:\n\n![{g['run']} latest]({g['latest']})", ""]
+            md += [f"After {_fmt(g['latest_kimg'])} kimg:\n\n![{g['run']} latest]({g['latest']})", ""]
     notes = info.notes + _metric_notes(metrics + [c for row in info.final.values() for c in row])
     if notes:
         md += ["## How these numbers were made", ""] + [f"- {n}" for n in notes] + [""]
