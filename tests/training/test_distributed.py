@@ -9,8 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 SCRIPT = textwrap.dedent("""
     import hashlib, json, os, sys
     import torch
@@ -42,7 +40,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
 def test_two_gloo_ranks_stay_identical(tiny_dataset: Path, tmp_path: Path) -> None:
     script = tmp_path / "ddp_steps.py"
     script.write_text(SCRIPT)

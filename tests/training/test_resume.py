@@ -42,7 +42,6 @@ def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_sigkill_between_snapshots_then_resume(tiny_dataset: Path, tmp_path: Path) -> None:
     # 1) the uninterrupted reference run
