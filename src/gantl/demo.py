@@ -270,7 +270,7 @@ def record_curve(run_dir: Path, kimg: float, snapshot: Path, results: dict[str, 
                  num_real: int) -> None:
     """Append an evaluation to the run's metrics.jsonl in the training loop's line format."""
     line = {"kimg": kimg, "snapshot": snapshot.name, "results": results, "num_gen": num_gen, "num_real": num_real,
-            "against": "all CIFAR-10 training horses"}
+            "against": f"{num_real} CIFAR-10 training horses"}
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")
 
