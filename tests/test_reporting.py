@@ -77,7 +77,7 @@ def test_write_report_html_and_md_hold_table_curves_and_grids(tmp_path: Path) ->
     assert text.count('class="best"') >= 2 and "<td class=\"best\">50.00</td>" in text
     assert "numbers from 500 samples" in text and "lower is better" in text
     mdtext = md.read_text()
-    assert "| transfer | **50.00** | **0.05** |" in mdtext
+    assert "| transfer | **50.00** | **0.0500** |" in mdtext
     assert "![fid vs kimg](assets/curve-fid.png)" in mdtext
     assert "from cifar9-stylegan2-32" in mdtext and "methods freezed:2" in mdtext
 

@@ -71,7 +71,7 @@ def _fmt(value: float | None) -> str:
     if abs(value) < 0.01:
         return f"{value:.5f}"
     if abs(value) < 100:
-        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
     return f"{value:.1f}"
 
 
