@@ -15,7 +15,7 @@ import typer
 
 from gantl.errors import ConfigError
 
-EPILOG = ("Example: gantl train --data horse500.zip --resume cifar9-stylegan2 --method freezed:4 --aug ada "
+EPILOG = ("Example: gantl train --data horse500.zip --resume cifar9-stylegan2-32 --method freezed:2 --aug ada "
           "--kimg 200   |   gantl train --model stylegan2 --cfg cifar --resolution 32 --num-classes 10 "
           "--dry-run --json")
 
