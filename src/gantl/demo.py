@@ -329,7 +329,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
 
     step = "train by transfer"
     timeline.begin(step)
-    transfer_dir = train_run(cfg, data, runs, "transfer", cfg.source, [f"freezed:{cfg.freezed}"])
+    transfer_dir = train_run(cfg, data, runs, "transfer", cfg.source, ["finetune:0.25", f"freezed:{cfg.freezed}"])
     timeline.end(step)
 
     step = "evaluate"
@@ -366,7 +366,8 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
     info = ReportInput(
         title="gantl demo: 500 CIFAR-10 horses, transfer vs. from scratch",
         subtitle=(f"Both runs: StyleGAN2, {cfg.budget_kimg:g} kimg, ADA, seed {cfg.seed}. Transfer starts from "
-                  f"'{cfg.source}' (trained on CIFAR-10 without horses) with FreezeD (first {cfg.freezed} D "
+                  f"'{cfg.source}' (trained on CIFAR-10 without horses), fine-tuned at a quarter of the "
+                  f"learning rate (finetune:0.25) with FreezeD (first {cfg.freezed} D "
                   f"blocks frozen). Total demo time {_mmss(wall)}."),
         final={"from scratch": final["scratch"], f"transfer from {cfg.source}": final["transfer"]},
         final_caption=(f"FID and KID at the end of training ({cfg.final_num_gen} generated images vs. all "
