@@ -16,7 +16,8 @@ import typer
 from gantl.errors import ConfigError
 
 EPILOG = ("Example: gantl train --data horse500.zip --resume cifar9-stylegan2-32 --method freezed:2 --aug ada "
-          "--kimg 200   |   gantl train --model stylegan2 --cfg cifar --resolution 32 --num-classes 10 "
+          "--kimg 200   |   gantl train --data faces64.zip --model dcgan --resume faces.safetensors --fresh-d "
+          "--kimg 50   |   gantl train --model stylegan2 --cfg cifar --resolution 32 --num-classes 10 "
           "--dry-run --json")
 
 
@@ -50,6 +51,8 @@ def train(
                                                                     "freeze-mapping."),
     resume: str | None = typer.Option(None, "--resume", help="Source checkpoint or zoo name."),
     allow_partial: bool | None = typer.Option(None, "--allow-partial", help="Load only the fitting layers."),
+    fresh_d: bool | None = typer.Option(None, "--fresh-d", help="Take only G/G_ema from --resume; D starts from "
+                                                                "its seeded init (for generator-only sources)."),
     metric: list[str] | None = typer.Option(None, "--metric", help="Metric at each snapshot (repeatable)."),
     best_metric: str | None = typer.Option(None, "--best-metric", help="Keep best.safetensors by this metric."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
@@ -73,7 +76,8 @@ def train(
         exclude_classes=exclude_class or None, include_classes=include_class or None, subset=subset, xflip=xflip,
         batch=batch, glr=glr, dlr=dlr, gamma=gamma, ema_kimg=ema_kimg, kimg=kimg, tick_kimg=tick_kimg,
         snap_kimg=snap_kimg, seed=seed, aug=aug, ada_target=ada_target, ada_p=ada_p, ada_cap=ada_cap,
-        methods=_split(method), resume=resume, allow_partial=allow_partial, metrics=_split(metric),
+        methods=_split(method), resume=resume, allow_partial=allow_partial, fresh_d=fresh_d,
+        metrics=_split(metric),
         best_metric=best_metric, device=device, workers=workers, threads=threads, outdir=outdir, desc=desc,
         progress=False if no_progress else None)
     flags = {k: v for k, v in flags.items() if v is not None}

@@ -139,10 +139,18 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     methods = parse_methods(opts.methods)
     source = None
     if opts.resume:
-        from gantl.transfer.source import apply_source, load_source
+        from gantl.transfer.source import apply_source, check_fresh_d_methods, load_source
 
+        if opts.fresh_d:
+            check_fresh_d_methods(methods)  # before loading: a refused combination costs nothing
         source = load_source(opts.resume)
-        apply_source(source, {"G": G, "D": D, "G_ema": G_ema}, allow_partial=opts.allow_partial)
+        apply_source(source, {"G": G, "D": D, "G_ema": G_ema}, allow_partial=opts.allow_partial,
+                     fresh_d=opts.fresh_d)
+        if opts.fresh_d:
+            # A warning, not info: it is shown before the run's log file exists, and an untrained D is worth seeing.
+            why = "the source's D is ignored" if "D" in source.tensors else "the source has no D"
+            log.warning("--fresh-d: G and G_ema come from %s; D starts from its seeded initialisation (seed %d), "
+                        "%s", source.path, opts.seed, why)
     elif methods and any(m.name != "finetune" for m in methods):
         log.warning("transfer methods %s without --resume act on randomly initialised networks",
                     ", ".join(opts.methods))

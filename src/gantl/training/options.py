@@ -70,6 +70,8 @@ class TrainOptions:
     methods: list[str] = option(default_factory=list, help="Transfer methods: finetune[:s], freezed:K, ...")
     resume: str | None = option(None, help="Source checkpoint or zoo name to start from.")
     allow_partial: bool = option(False, help="Load only the source tensors that fit the target.")
+    fresh_d: bool = option(False, help="Take only G (and G_ema) from the source; D starts from its seeded "
+                                       "initialisation (needed for generator-only sources).")
     # evaluation
     metrics: list[str] = option(default_factory=list, help="Metrics to compute at each snapshot.")
     best_metric: str | None = option(None, help="Keep best.safetensors by this metric (lower is better).")
@@ -93,6 +95,9 @@ class TrainOptions:
             self.cfg = "dcgan"
         if self.model == "dcgan" and self.cfg not in DCGAN_PRESETS:
             raise ConfigError(f"DCGAN presets are {', '.join(DCGAN_PRESETS)}, not '{self.cfg}'; pass --cfg dcgan")
+        if self.fresh_d and not self.resume:
+            raise ConfigError("--fresh-d keeps a source's G and starts D fresh, so it needs --resume SOURCE; "
+                              "without a source D (and G) start fresh anyway: drop --fresh-d")
         if self.best_metric and self.best_metric not in self.metrics:
             raise ConfigError(f"best_metric '{self.best_metric}' must also be in metrics; add --metrics "
                               f"{self.best_metric}")

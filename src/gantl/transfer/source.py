@@ -12,6 +12,14 @@ Where sources come from is pluggable: :func:`resolve_source` first asks resolver
 registered with :func:`register_resolver`, then the model zoo
 (:func:`gantl.checkpoints.zoo.resolve`, which also converts NVIDIA ``.pkl`` and
 DCGAN-tutorial ``.pth`` files), then takes an existing ``.safetensors`` path as is.
+
+Generator-only sources (a DCGAN-tutorial file holding just ``netG``, a StyleGAN2 export
+of G/G_ema) are a common case: the generator is the valuable half and the
+discriminator was never published. ``fresh_d=True`` (``gantl train --fresh-d``) loads
+G and G_ema only and leaves D at its seeded initialisation; without it a missing D is
+refused with a message that names the flag, so nobody trains against a random D by
+accident. Methods that keep *source* D weights (``freezed:K``, ``partial:KD``) make
+no sense then and are refused by :func:`check_fresh_d_methods`.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gantl.errors import CheckpointError, SourceMismatchError
+from gantl.errors import CheckpointError, ConfigError, SourceMismatchError
 
 log = logging.getLogger("gantl")
 
@@ -95,14 +103,31 @@ def _hint(source: Source, net_name: str, target: nn.Module) -> str:
     return "pass the source's architecture options, or --allow-partial to keep the fitting layers"
 
 
-def check_fit(source: Source, nets: dict[str, nn.Module]) -> None:
-    """Raise SourceMismatchError at the first target tensor the source cannot fill exactly."""
-    for net_name, net in nets.items():
+def _missing_network(source: Source, net_name: str) -> SourceMismatchError:
+    """The error for a network the source lacks; a missing D points at ``--fresh-d``."""
+    held = sorted(source.tensors)
+    if net_name == "D" and "G" in source.tensors:
+        only = "only " + " and ".join(held)
+        return SourceMismatchError(f"source {source.path} has {only} (a generator-only import); "
+                                   f"pass --fresh-d to train a new discriminator against it")
+    return SourceMismatchError(f"source {source.path} has no '{net_name}' network; "
+                               f"it holds {', '.join(held) or 'no networks'}")
+
+
+def _target_nets(nets: dict[str, nn.Module], fresh_d: bool) -> dict[str, nn.Module]:
+    return {k: v for k, v in nets.items() if not (fresh_d and k == "D")}
+
+
+def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = False) -> None:
+    """Raise SourceMismatchError at the first target tensor the source cannot fill exactly.
+
+    With ``fresh_d`` the target's D is not compared (it keeps its own initialisation).
+    """
+    for net_name, net in _target_nets(nets, fresh_d).items():
         if net_name not in source.tensors:
             if net_name == "G_ema":
                 continue  # a source without G_ema starts G_ema from its G
-            raise SourceMismatchError(f"source {source.path} has no '{net_name}' network; "
-                                      f"it holds {', '.join(sorted(source.tensors))}")
+            raise _missing_network(source, net_name)
         src_arch = source.network_info(net_name).get("arch")
         from gantl.models.registry import arch_of
 
@@ -120,23 +145,51 @@ def check_fit(source: Source, nets: dict[str, nn.Module]) -> None:
                     f"target shape {list(tensor.shape)}; {_hint(source, net_name, net)}")
 
 
-def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: bool = False) -> dict[str, Any]:
+def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: bool = False,
+                 fresh_d: bool = False) -> dict[str, Any]:
     """Load the source into ``nets`` ({"G", "D", "G_ema"}), strictly unless ``allow_partial``.
 
-    Returns the load reports per network (what was skipped or left at initialisation).
+    With ``fresh_d`` the source's D (if it has one) is ignored and ``nets["D"]`` is left
+    untouched, at whatever initialisation the caller gave it. Returns the load reports per
+    network loaded (what was skipped or left at initialisation).
     """
     from gantl.checkpoints.format import load_state
 
     if not allow_partial:
-        check_fit(source, nets)
+        check_fit(source, nets, fresh_d=fresh_d)
     reports: dict[str, Any] = {}
-    for net_name, net in nets.items():
+    for net_name, net in _target_nets(nets, fresh_d).items():
         tensors = source.tensors.get(net_name)
         if tensors is None and net_name == "G_ema":
             tensors = source.tensors.get("G")
         if tensors is None:
-            raise SourceMismatchError(f"source {source.path} has no '{net_name}' network")
+            raise _missing_network(source, net_name)
         reports[net_name] = load_state(net, tensors, allow_partial=allow_partial)
         if allow_partial:
             log.warning("partial load of %s from %s: %s", net_name, source.path, reports[net_name])
     return reports
+
+
+# Built-in methods that keep D blocks at the *source's* weights, with the attribute that says
+# how many; other methods declare it themselves with a truthy ``needs_source_d`` attribute.
+_SOURCE_D_BLOCKS = {"freezed": "k", "partial": "k_d"}
+
+
+def needs_source_d(method: Any) -> bool:
+    """Whether ``method`` only makes sense with D weights taken from the source."""
+    declared = getattr(method, "needs_source_d", None)
+    if declared is not None:
+        return bool(declared)
+    attr = _SOURCE_D_BLOCKS.get(getattr(method, "name", ""))
+    return attr is not None and int(getattr(method, attr, 0)) > 0
+
+
+def check_fresh_d_methods(methods: list[Any]) -> None:
+    """Refuse D-side methods under ``--fresh-d``: freezing blocks of a random D keeps noise, not knowledge."""
+    for m in methods:
+        if needs_source_d(m):
+            spec = m.spec() if hasattr(m, "spec") else m.name
+            raise ConfigError(
+                f"--method {spec} keeps discriminator weights from the source, but with --fresh-d D starts "
+                f"from random initialisation; drop {m.name} or use a G-side method (finetune, freezeg:K, "
+                f"freeze-mapping)")
