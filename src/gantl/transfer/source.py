@@ -108,7 +108,7 @@ def _missing_network(source: Source, net_name: str) -> SourceMismatchError:
     held = sorted(source.tensors)
     if net_name == "D" and "G" in source.tensors:
         only = "only " + " and ".join(held)
-        return SourceMismatchError(f"source {source.path} has {only} (a generator-only import); "
+        return SourceMismatchError(f"source {source.path} has {only} (a generator-only source); "
                                    f"pass --fresh-d to train a new discriminator against it")
     return SourceMismatchError(f"source {source.path} has no '{net_name}' network; "
                                f"it holds {', '.join(held) or 'no networks'}")
