@@ -95,6 +95,7 @@ def models_import(
     nets = ", ".join(f"{n} ({len(t)} tensors)" for n, t in ckpt.tensors.items())
     typer.echo(f"wrote {path} from {file.name} (sha256 {sha256_file(file)[:12]}…): {nets}")
     arch = next(iter(ckpt.metadata.get("networks", {}).values()), {}).get("arch", "stylegan2")
-    typer.echo(f"train from it with: gantl train --model {arch} --resume {path} --data YOUR_DATA.zip")
-    if "D" not in ckpt.tensors:
-        typer.echo("note: the file has no discriminator, so a transfer run must start D from scratch")
+    fresh = "" if "D" in ckpt.tensors else " --fresh-d"
+    typer.echo(f"train from it with: gantl train --model {arch} --resume {path} --data YOUR_DATA.zip{fresh}")
+    if fresh:
+        typer.echo("note: the file has no discriminator, so --fresh-d trains a new D against the imported G")
