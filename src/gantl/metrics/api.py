@@ -61,7 +61,7 @@ def real_features(dataset, extractors: dict[str, Any], count: int | None, batch:
     keys: dict[str, str] = {}
     for name, extractor in extractors.items():
         keys[name] = stats_cache.cache_key(dataset.content_hash(), extractor.cache_key(), len(indices), seed,
-                                           bool(getattr(dataset, "xflip", False)))
+                                           bool(getattr(dataset, "xflip", False)), dataset_size=len(dataset))
         hit = stats_cache.load(keys[name]) if use_cache else None
         if hit is not None:
             log.info("real features for %s: cache hit (%s)", name, keys[name][:12])
