@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from gantl.data.filters import FiltersConfig, Scorer
-from gantl.data.filters.base import fails
+from gantl.data.filters.base import fails, working_copy
 from gantl.data.filters.blur import BlurConfig, BlurFilter
 from gantl.data.filters.duplicate import DuplicateConfig, DuplicateFilter, distance_matrix, hamming, phash_pair
 from gantl.data.filters.fmt import FormatConfig, FormatError, decode
@@ -266,3 +266,167 @@ def test_duplicate_keeper_prefers_clean_then_sharp_then_large() -> None:
 def test_text_helpers() -> None:
     assert polygon_area(np.array([[0, 0], [4, 0], [4, 2], [0, 2]], float)) == 8.0
     assert count_alnum("O") == 1 and count_alnum("®") == 0 and count_alnum("愚园路") == 3
+
+
+# ----------------------------------------------------------------------------- speed-ups must not change answers
+
+
+def test_tile_variance_matches_numpy_per_tile() -> None:
+    import cv2
+
+    from gantl.data.filters.blur import tile_laplacian_variance
+
+    rng = np.random.default_rng(3)
+    for shape in ((101, 77), (384, 512), (3, 2)):
+        gray = rng.integers(0, 256, shape).astype(np.float32)
+        lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=1).astype(np.float64)
+        ys = np.linspace(0, shape[0], 5).astype(int)
+        xs = np.linspace(0, shape[1], 5).astype(int)
+        ref = np.array([[lap[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].var() if ys[i + 1] > ys[i] and xs[j + 1] > xs[j]
+                         else 0.0 for j in range(4)] for i in range(4)])
+        np.testing.assert_allclose(tile_laplacian_variance(gray, 4), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_shared_views_give_the_same_scores_as_separate_copies() -> None:
+    """Scoring through one shared Views equals scoring each filter on the plain image."""
+    from gantl.data.filters import Views
+
+    rng = np.random.default_rng(4)
+    small = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((800, 600), Image.Resampling.BICUBIC)
+    views = Views(img)
+    for flt in (BlurFilter(BlurConfig()), GrayscaleFilter(GrayscaleConfig())):
+        assert flt.score(views).score == flt.score(img).score
+    assert phash_pair(views) == phash_pair(img)
+    assert views.gray(640) is views.gray(640)  # made once
+    assert views.rgb(5000) is img and views.gray(900) is views.gray()  # at or above full size: the image itself
+
+
+def test_detector_input_matches_rapidocr_preprocessing() -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    from gantl.data.filters.text import detector_input
+
+    rng = np.random.default_rng(5)
+    for h, w in ((360, 480), (203, 17), (480, 480)):
+        bgr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ref = DetPreProcess(960, "max", [0.5] * 3, [0.5] * 3)(bgr)  # ratio 1 below 960 px: rounding only
+        ours = detector_input(bgr)
+        assert ours.dtype == np.float32 and ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def _toy_model(b_before_padded_conv: float):
+    """A small PP-LCNet-like graph exercising every rewrite, built with onnx.helper."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(6)
+
+    def const(name: str, value) -> object:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value, np.float32),
+                                                                                     name))
+
+    nodes = [
+        const("w1", rng.normal(size=(8, 3, 3, 3))), const("b1", rng.normal(size=8)),
+        const("a1", [1.7]), const("s1", [0.3]), const("three", 3.0), const("zero", 0.0), const("six", 6.0),
+        const("a2", [0.6]), const("s2", [b_before_padded_conv]), const("w2", rng.normal(size=(8, 8, 3, 3))),
+        const("a3", [1.3]), const("s3", [-0.2]), const("w3", rng.normal(size=(4, 8, 1, 1))),
+        const("b3", rng.normal(size=4)),
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["a1", "c1"], ["m1"]), helper.make_node("Add", ["m1", "s1"], ["z"]),
+        helper.make_node("Add", ["z", "three"], ["z3"]), helper.make_node("Clip", ["z3", "zero", "six"], ["cl"]),
+        helper.make_node("Mul", ["z", "cl"], ["zc"]), helper.make_node("Div", ["zc", "six"], ["hs"]),
+        helper.make_node("Mul", ["a2", "hs"], ["m2"]), helper.make_node("Add", ["m2", "s2"], ["y2"]),
+        helper.make_node("Conv", ["y2", "w2"], ["c2"], pads=[1, 1, 1, 1], group=1),  # padded: folds only if b == 0
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Mul", ["r2", "a3"], ["m3"]), helper.make_node("Add", ["m3", "s3"], ["y3"]),
+        helper.make_node("Conv", ["y3", "w3", "b3"], ["out"]),  # 1x1, no padding: always folds
+    ]
+    graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 24])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 20, 24])])
+    return onnx, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], ir_version=8)
+
+
+@pytest.mark.parametrize("shift", [0.25, 0.0])
+def test_graph_simplification_is_exact_on_a_toy_model(shift: float) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from gantl.data.filters.fast_onnx import simplify
+
+    onnx, model = _toy_model(shift)
+    original = model.SerializeToString()
+    simple, counts = simplify(model)
+    onnx.checker.check_model(simple)
+    # Conv->Mul->Add folded; the 1x1 conv absorbs the affine before it; the padded 3x3 conv only when the
+    # shift is 0, otherwise that affine becomes a 1x1 depthwise conv
+    assert counts == {"affine_after_conv": 1, "affine_before_conv": 2 if shift == 0.0 else 1, "hardswish": 1,
+                      "affine_to_depthwise": 0 if shift == 0.0 else 1}
+    ops = [n.op_type for n in simple.graph.node]
+    assert "HardSwish" in ops and "Clip" not in ops and "Div" not in ops
+    assert ops.count("Mul") + ops.count("Add") == 0
+    assert ops.count("Conv") == (3 if shift == 0.0 else 4)
+    x = np.random.default_rng(7).normal(size=(1, 3, 20, 24)).astype(np.float32)
+    run = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+           for m in (original, simple.SerializeToString())]
+    # float32 rounding only: the differences stay within a few ulps of the output's scale
+    np.testing.assert_allclose(run[1], run[0], rtol=1e-5, atol=2e-6 * float(np.abs(run[0]).max()))
+
+
+def test_bundled_ocr_models_simplify_exactly_and_get_smaller() -> None:
+    """The real PP-OCRv4 detector and recogniser: same outputs after simplification, fewer nodes."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("rapidocr_onnxruntime")
+    import rapidocr_onnxruntime
+
+    from gantl.data.filters.fast_onnx import cpu_session, simplify
+    from gantl.data.filters.text import _model_paths
+
+    det_path, rec_path = _model_paths(rapidocr_onnxruntime)
+    rng = np.random.default_rng(8)
+    for path, shape, opset in ((det_path, (1, 3, 96, 128), 14), (rec_path, (1, 3, 48, 320), 12)):
+        before = len([n for n in onnx.load(str(path)).graph.node if n.op_type != "Constant"])
+        simple, counts = simplify(onnx.load(str(path)))
+        assert min(counts.values()) >= 10 and len(simple.graph.node) < 0.7 * before
+        assert simple.opset_import[0].version == opset  # the recogniser's Squeeze keeps it at 12
+        x = rng.uniform(-1, 1, shape).astype(np.float32)
+        fast, plain = cpu_session(path), cpu_session(path, optimize_graph=False)
+        a, b = plain.run(None, {"x": x})[0], fast.run(None, {"x": x})[0]
+        np.testing.assert_allclose(b, a, atol=2e-4)
+        if path == rec_path:  # the decoded characters are the same
+            assert (a.argmax(-1) == b.argmax(-1)).all()
+
+
+def test_cached_face_detector_finds_the_same_faces(bench: Path, tmp_path: Path, monkeypatch) -> None:
+    dlib = pytest.importorskip("dlib")
+    from gantl.data.filters.face import frontal_face_detector
+
+    monkeypatch.setenv("GANTL_CACHE_DIR", str(tmp_path))
+    built = frontal_face_detector(dlib)  # builds and writes the cache
+    assert (tmp_path / "curate" / f"dlib-{dlib.__version__}-frontal-face.svm").is_file()
+    loaded = frontal_face_detector(dlib)  # reads it back
+    gray = np.asarray(Image.open(bench / "photos" / "fr_two_people.jpg").convert("L"))
+    a, b = built.run(gray, 0, 0.0), loaded.run(gray, 0, 0.0)
+    assert len(a[0]) >= 2
+    assert [str(r) for r in a[0]] == [str(r) for r in b[0]] and a[1] == b[1]
+    (tmp_path / "curate" / f"dlib-{dlib.__version__}-frontal-face.svm").write_bytes(b"garbage")
+    assert len(frontal_face_detector(dlib).run(gray, 0, 0.0)[0]) == len(a[0])  # a damaged cache is rebuilt
+
+
+def test_fast_percentile_and_phash_match_their_references() -> None:
+    import imagehash
+    from PIL import ImageOps
+
+    from gantl.data.filters.grayscale import percentile
+
+    rng = np.random.default_rng(9)
+    for n in (1, 2, 7, 1000):
+        v = rng.random(n).astype(np.float32)
+        for q in (0.0, 50.0, 99.0, 100.0):
+            assert percentile(v, q) == pytest.approx(float(np.percentile(v, q)), rel=1e-6)
+    for _ in range(20):
+        h, w = (int(v) for v in rng.integers(8, 60, 2))
+        size = tuple(int(v) for v in rng.integers(40, 700, 2))
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).resize(size)
+        gray = working_copy(img, 128).convert("L")  # what imagehash sees
+        assert phash_pair(img) == (str(imagehash.phash(gray)), str(imagehash.phash(ImageOps.mirror(gray))))

