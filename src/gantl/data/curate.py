@@ -118,6 +118,10 @@ def _run(func: Any, files: list[str], cfg: CurateConfig, source: Source, descrip
     workers = cfg.workers or os.cpu_count() or 1
     workers = max(1, min(workers, len(files)))
     bar = make_progress() if progress and files else None
+    if bar:
+        # Redraw twice a second, not rich's default 10: this process shares the cores with the
+        # workers, and ten renders a second cost ~1.4 ms of CPU per image scored (measured).
+        bar.live.refresh_per_second = 2
     task = bar.add_task(description, total=len(files)) if bar else None
     if bar:
         bar.start()
