@@ -51,6 +51,24 @@ def test_fid_with_fewer_samples_than_dimensions_stays_finite():
     assert np.isfinite(value) and value > 0
 
 
+@pytest.mark.parametrize("n_real,n_fake", [(600, 120), (120, 600), (90, 70)])
+def test_low_rank_fid_path_equals_the_full_square_root(n_real: int, n_fake: int):
+    """With fewer samples than dimensions on one side, the exact n x n eigenvalue path gives the
+    same FID as the eigen reference and as scipy's sqrtm of the full D x D product."""
+    rng = np.random.default_rng(3)
+    d = 256
+    mix = rng.normal(size=(d, d)) / np.sqrt(d)
+    a = np.abs(rng.normal(size=(n_real, d)) @ mix)  # non-negative, correlated: like pool3 features
+    b = np.abs(rng.normal(loc=0.2, size=(n_fake, d)) @ mix) * 1.1
+    ours = fid.fid_from_features(a, b)
+    assert ours == pytest.approx(reference_fid(a, b), rel=1e-6)
+    s, _ = scipy.linalg.sqrtm(np.cov(a, rowvar=False) @ np.cov(b, rowvar=False), disp=False)
+    plain = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(np.cov(a, rowvar=False) + np.cov(b, rowvar=False)
+                                                            - 2 * s.real)
+    assert ours == pytest.approx(plain, rel=1e-6)
+    assert ours == pytest.approx(fid.frechet_distance(*fid.feature_stats(a), *fid.feature_stats(b)), rel=1e-6)
+
+
 def test_fid_rejects_mismatched_shapes():
     with pytest.raises(MetricError, match="same feature extractor"):
         fid.frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
