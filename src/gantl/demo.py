@@ -259,6 +259,20 @@ def snapshots(run_dir: Path) -> list[tuple[float, Path]]:
     return sorted(out)
 
 
+# Measured on the 2-core machine (BENCHMARKS.md): Inception features and cpu-tiny training, img/s.
+_INCEPTION_IMG_S = 5.0
+_TRAIN_IMG_S = 50.0
+
+
+def planned_seconds(cfg: DemoConfig) -> dict[str, float]:
+    """Expected seconds per step on 2 idle cores, from measured speeds; only used for the ETAs."""
+    generated = 2 * ((cfg.curve_points - 1) * cfg.curve_num_gen + cfg.final_num_gen)
+    train = cfg.budget_kimg * 1000 / _TRAIN_IMG_S + 10  # + start-up and snapshots
+    return {"find and sample CIFAR-10 horses": 5, "curate": 40, "real-image statistics": 5,
+            "train from scratch": train, "train by transfer": train,
+            "evaluate": generated / _INCEPTION_IMG_S, "write the report": 5}
+
+
 def real_statistics_source(reals: Any, extractor: Any, num_real: int, seed: int) -> str:
     """Where the real-image features will come from, said before the (possibly long) step starts."""
     from gantl.metrics import bundled_stats, stats_cache
@@ -270,7 +284,7 @@ def real_statistics_source(reals: Any, extractor: Any, num_real: int, seed: int)
     if bundled_stats.entry_path(key).is_file():
         return (f"features of {num_real} real horses: bundled with gantl for these exact image bytes "
                 f"(content sha256 {reals.content_hash()[:12]}…)")
-    minutes = num_real / 5.0 / 60.0  # ~5 Inception img/s on 2 CPU cores (BENCHMARKS.md)
+    minutes = num_real / _INCEPTION_IMG_S / 60.0
     return (f"features of {num_real} real horses: computing them now (about {minutes:.0f} min on 2 CPU cores; "
             f"cached for later runs)")
 
@@ -311,8 +325,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
             shutil.rmtree(stale)  # a previous demo's runs would be mixed into this report
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    timeline = _Timeline({"find and sample CIFAR-10 horses": 1, "curate": 3, "real-image statistics": 20,
-                          "train from scratch": 20, "train by transfer": 20, "evaluate": 30, "write the report": 1})
+    timeline = _Timeline(planned_seconds(cfg))
 
     step = "find and sample CIFAR-10 horses"
     timeline.begin(step)
@@ -330,14 +343,17 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
     timeline.end(step)
 
     step = "real-image statistics"
-    timeline.begin(step)
     reals = ImageDataset(f"{zip_path}:{prefix}", use_labels=False, progress=cfg.progress)
     num_real = len(reals) if cfg.num_real is None else min(cfg.num_real, len(reals))
     from gantl.metrics import features as feat
     from gantl.metrics.api import real_features
 
     extractor = feat.get_extractor("inception-v3-fid", mode="legacy_tensorflow", backend="auto")
-    print(f"    {real_statistics_source(reals, extractor, num_real, cfg.seed)}", flush=True)
+    where = real_statistics_source(reals, extractor, num_real, cfg.seed)
+    if "computing" in where:
+        timeline.weights[step] = num_real / _INCEPTION_IMG_S
+    timeline.begin(step)
+    print(f"    {where}", flush=True)
     real_features(reals, {"inception-v3-fid": extractor}, num_real, seed=cfg.seed, progress=cfg.progress)
     timeline.end(step)
 
