@@ -391,6 +391,8 @@ def test_bundled_ocr_models_simplify_exactly_and_get_smaller() -> None:
         assert simple.opset_import[0].version == opset  # the recogniser's Squeeze keeps it at 12
         x = rng.uniform(-1, 1, shape).astype(np.float32)
         fast, plain = cpu_session(path), cpu_session(path, optimize_graph=False)
+        opts = fast.get_session_options()  # one thread: curation parallelises across processes, never inside one
+        assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
         a, b = plain.run(None, {"x": x})[0], fast.run(None, {"x": x})[0]
         np.testing.assert_allclose(b, a, atol=2e-4)
         if path == rec_path:  # the decoded characters are the same
