@@ -406,8 +406,9 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
                   f"learning rate (finetune:0.25) with FreezeD (first {cfg.freezed} D "
                   f"blocks frozen). Total demo time {_mmss(wall)}."),
         final={"from scratch": final["scratch"], f"transfer from {cfg.source}": final["transfer"]},
-        final_caption=(f"FID and KID at the end of training ({cfg.final_num_gen} generated images vs. all "
-                       f"{num_real} of the 5,000 CIFAR-10 training horses). Lower is better. "
+        final_caption=(f"FID and KID at the end of training ({cfg.final_num_gen} generated images vs. "
+                       + (f"all {num_real:,}" if num_real == len(reals) else f"{num_real:,} of the {len(reals):,}")
+                       + " CIFAR-10 training horses). Lower is better. "
                        + ("Transfer beats scratch on both." if better else
                           "Transfer did NOT beat scratch on both metrics in this run.")),
         notes=[
