@@ -32,15 +32,15 @@ def main() -> None:
 
     from gantl import __version__
     from gantl.data.dataset import ImageDataset
-    from gantl.metrics import bundled_stats, stats_cache
-    from gantl.metrics.api import real_features
+    from gantl.metrics import bundled_stats
+    from gantl.metrics.api import real_features, real_features_key
     from gantl.metrics.features import get_extractor
     from gantl.metrics.fid import fid_from_features
     from gantl.metrics.kid import kernel_inception_distance
 
     ds = ImageDataset(args.real, use_labels=False, progress=False)
     extractor = get_extractor("inception-v3-fid")
-    key = stats_cache.cache_key(ds.content_hash(), extractor.cache_key(), len(ds), 0, False, dataset_size=len(ds))
+    key = real_features_key(ds, extractor, len(ds))
     start = time.perf_counter()
     feats, _ = real_features(ds, {"inception-v3-fid": extractor}, None, progress=True)
     exact = feats["inception-v3-fid"]["features"]

@@ -276,9 +276,9 @@ def planned_seconds(cfg: DemoConfig) -> dict[str, float]:
 def real_statistics_source(reals: Any, extractor: Any, num_real: int, seed: int) -> str:
     """Where the real-image features will come from, said before the (possibly long) step starts."""
     from gantl.metrics import bundled_stats, stats_cache
+    from gantl.metrics.api import real_features_key
 
-    key = stats_cache.cache_key(reals.content_hash(), extractor.cache_key(), num_real, seed, False,
-                                dataset_size=len(reals))
+    key = real_features_key(reals, extractor, num_real, seed)
     if stats_cache.entry_path(key).is_file():
         return f"features of {num_real} real horses: from the cache ({stats_cache.entry_path(key).parent})"
     if bundled_stats.entry_path(key).is_file():

@@ -52,6 +52,12 @@ def _make_extractors(names: set[str], mode: str, backend: str, is_weights: str |
     return out
 
 
+def real_features_key(dataset, extractor: Any, count: int, seed: int = 0) -> str:
+    """The statistics-cache key of ``count`` seeded real images of ``dataset`` under ``extractor``."""
+    return stats_cache.cache_key(dataset.content_hash(), extractor.cache_key(), count, seed,
+                                 bool(getattr(dataset, "xflip", False)), dataset_size=len(dataset))
+
+
 def real_features(dataset, extractors: dict[str, Any], count: int | None, batch: int = 50, seed: int = 0,
                   progress: bool = True, use_cache: bool = True) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
     """Features of the real images per extractor, from the content-keyed cache when possible."""
@@ -60,8 +66,7 @@ def real_features(dataset, extractors: dict[str, Any], count: int | None, batch:
     missing: dict[str, Any] = {}
     keys: dict[str, str] = {}
     for name, extractor in extractors.items():
-        keys[name] = stats_cache.cache_key(dataset.content_hash(), extractor.cache_key(), len(indices), seed,
-                                           bool(getattr(dataset, "xflip", False)), dataset_size=len(dataset))
+        keys[name] = real_features_key(dataset, extractor, len(indices), seed)
         hit = stats_cache.load(keys[name]) if use_cache else None
         if hit is not None:
             log.info("real features for %s: cache hit (%s)", name, keys[name][:12])
