@@ -250,3 +250,27 @@ def test_training_state_never_runs_code(tmp_path: Path):
     with pytest.raises(CheckpointError):
         load_training_state(tmp_path / "raw.pt")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("first_bytes", [b"\x80", b"PK"])
+def test_header_length_that_looks_like_pickle_still_loads(tmp_path: Path, first_bytes: bytes):
+    """A safetensors file starts with its header length (u64, little-endian); when that length's
+    first byte is 0x80 (a pickle's first byte) or its first two are 'PK' (a zip's), the file is still a
+    checkpoint. The 0x80 case hit 1 training snapshot in 256, by the length of its metadata."""
+    G = _randomise(Net(), 3)
+    empty = save_checkpoint(tmp_path / "s.safetensors", {"G": G}, {"note": ""})
+    base = int.from_bytes(empty.read_bytes()[:8], "little")
+    want = int.from_bytes(first_bytes, "little")
+    mask = 0xFF if len(first_bytes) == 1 else 0xFFFF
+    target = base + ((want - base) & mask)  # the smallest header length >= base with those first bytes
+    for pad in range(target - base - 16, target - base + 16):  # the header is padded to 8 bytes
+        if pad < 0:
+            continue
+        path = save_checkpoint(tmp_path / "s.safetensors", {"G": G}, {"note": "x" * pad})
+        if path.read_bytes()[:len(first_bytes)] == first_bytes:
+            break
+    else:
+        pytest.fail(f"no metadata length gave a header starting with {first_bytes!r}")
+    ckpt = load_checkpoint(path)
+    assert ckpt.metadata["note"] == "x" * pad
+    assert torch.equal(ckpt.tensors["G"]["fc.weight"], G.fc.weight.detach())

@@ -317,6 +317,16 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, di
     return meta, raw
 
 
+def is_safetensors_head(head: bytes, file_size: int) -> bool:
+    """True when ``head`` (a file's first 9 bytes) opens a safetensors file: a little-endian u64
+    header length that fits the file, then the JSON header's ``{``. Checked before any pickle sniff,
+    because the length's first byte can be 0x80, a pickle's first byte (1 header size in 256)."""
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n <= file_size - 8 and head[8:9] == b"{"
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a gantl ``.safetensors`` checkpoint (never runs code). Foreign files must be imported first."""
     from safetensors.torch import load_file
@@ -325,8 +335,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; check the path")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+        head = f.read(9)
+    if not is_safetensors_head(head, path.stat().st_size) and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise CheckpointError(f"{path} is a pickle/torch file, not a gantl checkpoint; convert it with "
                               f"`gantl models import {path}`")
     meta, _ = read_header(path)

@@ -209,9 +209,11 @@ def fetch(source: Source) -> Path:
 
 def _sniff_format(path: Path) -> str:
     """Guess a checkpoint file's format from its first bytes (not its name alone)."""
+    from gantl.checkpoints.format import is_safetensors_head
+
     with open(path, "rb") as f:
         head = f.read(16)
-    if path.suffix == ".safetensors":
+    if path.suffix == ".safetensors" or is_safetensors_head(head[:9], path.stat().st_size):
         return "gantl"
     if head[:2] == b"PK":  # torch.save zip archive (DCGAN-tutorial state dicts)
         return "dcgan-tutorial"
