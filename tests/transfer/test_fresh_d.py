@@ -126,6 +126,7 @@ def test_faces_generator_trains_with_fresh_d_and_resumes(faces_source: Path, fac
     done = load_checkpoint(final)
     assert done.metadata["options"]["fresh_d"] is True and done.metadata["methods"] == ["finetune:0.5"]
     assert load_toml(TrainOptions, run_dir / "config.toml").fresh_d is True
+    assert "D starts from its seeded initialisation" in (run_dir / "log.txt").read_text()  # logged during set-up
     for net, start in (("G", g0), ("D", d0)):
         changed = [k for k, v in done.tensors[net].items() if v.is_floating_point() and not torch.equal(v, start[k])]
         assert "blocks.0.conv.weight" in changed, f"{net} did not train"

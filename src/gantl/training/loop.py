@@ -126,6 +126,9 @@ def _shape_from(opts: TrainOptions, dataset: Any) -> tuple[int, int, int]:
 
 def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool = True) -> Setup:
     """Build G, D, G_ema, load the source and prepare the transfer methods (no training)."""
+    from gantl.rundir import buffer_setup_log
+
+    buffer_setup_log()  # what set-up logs reaches the run's log.txt once it exists
     if dataset is None and need_dataset and opts.data is not None:
         dataset = open_dataset(opts)
     resolution, c_dim, channels = _shape_from(opts, dataset)
@@ -147,7 +150,7 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
         apply_source(source, {"G": G, "D": D, "G_ema": G_ema}, allow_partial=opts.allow_partial,
                      fresh_d=opts.fresh_d)
         if opts.fresh_d:
-            # A warning, not info: it is shown before the run's log file exists, and an untrained D is worth seeing.
+            # A warning, not info: an untrained D is worth seeing on the console as well as in log.txt.
             why = "the source's D is ignored" if "D" in source.tensors else "the source has no D"
             log.warning("--fresh-d: G and G_ema come from %s; D starts from its seeded initialisation (seed %d), "
                         "%s", source.path, opts.seed, why)
@@ -307,6 +310,10 @@ class Trainer:
         if resume_tag is not None:
             assert run_dir is not None
             self._load_snapshot(run_dir, resume_tag)
+        from gantl.rundir import take_setup_log
+
+        # what build_setup and this constructor logged, for log.txt once the run dir exists
+        self._setup_records = take_setup_log()
 
     # -- construction ------------------------------------------------------------------------
     def _make_phases(self) -> list[dict[str, Any]]:
@@ -398,10 +405,23 @@ class Trainer:
             name = getattr(self.setup.dataset, "name", "data")
             desc = "-".join(x for x in (name, opts.model, opts.cfg, methods, opts.desc) if x)
             self.run_dir = make_run_dir(Path(opts.outdir), desc, opts)
+        log_handler = None
         if main:
             from gantl.rundir import attach_log_file
 
-            attach_log_file(self.run_dir)
+            log_handler = attach_log_file(self.run_dir, held=self._setup_records)
+            self._setup_records = []
+        try:
+            return self._train_logged(main)
+        finally:
+            if log_handler is not None:
+                from gantl.rundir import detach_log_file
+
+                detach_log_file(log_handler)
+
+    def _train_logged(self, main: bool) -> Path | None:
+        """The body of :meth:`train`, once the run dir and its log file exist."""
+        opts = self.opts
         grid_z, grid_c = fixed_latents(opts.grid_size ** 2, self.G.z_dim, self.setup.c_dim, opts.seed)
         if main and self.resumed_from is None:
             self._write_start(grid_z, grid_c)
