@@ -49,6 +49,20 @@ def bench_dataset(quick: bool) -> None:
     emit(name="open+load_all", source="cifar10.zip:train/horse xflip", verify=horses.verify,
          items=int(images.shape[0]), seconds=round(time.perf_counter() - t0, 2),
          cpu_seconds=round(time.process_time() - c0, 2))
+    # Training start-up as `open_dataset` + the batch stream do it: the full check, then every image
+    # into memory. "before" decodes each file twice; "after" keeps the pixels the check decoded.
+    from gantl.training.data_stream import DEFAULT_CACHE_BYTES
+
+    for label, keep in (("before (decode twice)", 0), ("after (keep decoded)", DEFAULT_CACHE_BYTES // 2)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ds = ImageDataset(f"{CIFAR}:{split}", exclude_classes=["horse"], xflip=True, progress=False,
+                          keep_decoded_bytes=keep)
+        opened = time.perf_counter() - t0
+        images = load_all(ds, progress=False)
+        emit(name="training_startup", variant=label, source=f"cifar10.zip:{split} minus horse, xflip",
+             items=int(images.shape[0]), open_s=round(opened, 2), seconds=round(time.perf_counter() - t0, 2),
+             cpu_seconds=round(time.process_time() - c0, 2), pixel_sum=int(images.sum(dtype=torch.int64)))
+        del ds, images
     t0 = time.perf_counter()
     n = 0
     loader = torch.utils.data.DataLoader(horses, batch_size=64, shuffle=True, num_workers=0)

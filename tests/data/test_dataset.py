@@ -291,3 +291,39 @@ def test_explicit_null_labels_win_over_subfolders(tmp_path: Path, cifar_files: d
     assert ds.c_dim == 0 and ds.num_images == len(cifar_files) and ds.class_names == []
     with pytest.raises(DatasetError, match="no classes to include/exclude"):
         ImageDataset(tmp_path / "d.zip", exclude_classes=["cat"])
+
+
+def test_kept_pixels_spare_a_second_decode_and_change_nothing(tmp_path: Path, shared_datasets: Path,
+                                                               cifar_files: dict[str, bytes],
+                                                               monkeypatch: pytest.MonkeyPatch):
+    """Training keeps what the start-up check decoded: load_all then reads no file again, and its
+    result, the kept list, the skipped list and the content hash equal those of a dataset without it."""
+    root = _write_folder(tmp_path / "data", cifar_files)
+    shutil.copy(shared_datasets / "filterbench" / "corrupt" / "trunc.png", root / "cat" / "trunc.png")
+    rng = np.random.default_rng(5)
+    (root / "dog" / "grey.png").write_bytes(_png(rng.integers(0, 256, (32, 32), dtype=np.uint8)))  # mode L
+    with pytest.warns(UserWarning, match="skipped 1 image"):
+        plain = ImageDataset(root, xflip=True)
+    with pytest.warns(UserWarning, match="skipped 1 image"):
+        kept = ImageDataset(root, xflip=True, keep_decoded_bytes=10**9)
+    assert len(kept._decoded) == kept.num_images == 13
+    assert kept.paths == plain.paths and kept.skipped == plain.skipped
+    assert kept.content_hash() == plain.content_hash()
+
+    reads: list[str] = []
+    original = type(kept._reader).read
+    monkeypatch.setattr(type(kept._reader), "read", lambda self, rel: reads.append(rel) or original(self, rel))
+    images = load_all(kept, progress=False)
+    assert reads == [] and kept._decoded == {}  # nothing decoded twice, nothing held afterwards
+    assert torch.equal(images, load_all(plain, progress=False))
+    assert len(reads) == 13  # (the plain dataset decodes every file again)
+    assert torch.equal(kept[3][0], plain[3][0])  # later single reads decode from the file as before
+
+    # a budget smaller than the set keeps nothing (no half-filled cache); a subset keeps only itself
+    small = ImageDataset(root, keep_decoded_bytes=32 * 32 * 3 * 5)
+    assert small._decoded == {}
+    sub = ImageDataset(root, subset=4, keep_decoded_bytes=10**9)
+    assert sorted(sub._decoded) == sub.paths and len(sub.paths) == 4
+    import pickle
+
+    assert pickle.loads(pickle.dumps(sub))._decoded == {}  # copies for other processes carry no pixels

@@ -297,6 +297,7 @@ class ImageDataset(torch.utils.data.Dataset):
         seed: int = 0,
         verify: str = "auto",
         progress: bool = True,
+        keep_decoded_bytes: int = 0,
     ) -> None:
         if verify not in VERIFY_MODES:
             raise DatasetError(f"verify must be one of {', '.join(VERIFY_MODES)}, not '{verify}'")
@@ -310,6 +311,10 @@ class ImageDataset(torch.utils.data.Dataset):
         self._reader = _Reader(self.source)
         self.skipped: list[tuple[str, str]] = []
         self._bad: set[int] = set()
+        # Pixels the full check decoded anyway, kept (up to keep_decoded_bytes) so that training's
+        # in-memory cache does not decode every file a second time; each is handed out once.
+        self._decoded: dict[str, np.ndarray] = {}
+        self._keep_decoded_bytes = int(keep_decoded_bytes)
 
         all_rels = self._reader.list()
         rels = [r for r in all_rels if _is_image(r)]
@@ -432,16 +437,30 @@ class ImageDataset(torch.utils.data.Dataset):
         show = progress and len(order) > _SHOW_PROGRESS_ABOVE
         from gantl.progress import track
 
+        keep_budget = self._keep_decoded_bytes
+        keeping = full and keep_budget > 0
         for rel in track(order, f"checking {len(order)} images", enabled=show):
             if len(kept) >= want:
                 break
             try:
                 data = self._reader.read(rel)
-                size = _header_size(data, full)
+                pixels = self._decode_to_keep(data) if keeping else None
+                if pixels is None:
+                    size = _header_size(data, full)
+                else:
+                    size = (pixels.shape[1], pixels.shape[0])
+                    keep_budget -= pixels.nbytes
+                    if keep_budget >= 0:
+                        self._decoded[rel] = pixels
+                    else:  # too many to hold: keep none, training streams from the files
+                        self._decoded.clear()
+                        keeping = False
             except Exception as exc:  # noqa: BLE001 - any decoder failure means "broken file"
                 self.skipped.append((self.source.display(rel), _reason(exc)))
                 continue
             kept.append((rel, size, hashlib.sha256(data).digest()))
+        for rel in set(self._decoded) - {k[0] for k in kept}:  # decoded past the subset's end
+            del self._decoded[rel]
         if subset is not None and len(kept) < subset:
             raise DatasetError(f"subset={subset} but only {len(kept)} of the images in {self.source.display()} "
                                f"decode; lower subset or replace the broken files")
@@ -456,6 +475,15 @@ class ImageDataset(torch.utils.data.Dataset):
             for i, rel in enumerate(paths):
                 labels[i] = label_rows[rel]
         return paths, labels, [k[1] for k in kept], [k[2] for k in kept]
+
+    @staticmethod
+    def _decode_to_keep(data: bytes) -> np.ndarray | None:
+        """The training pixels of ``data``, or None where only the plain check can decide (a file
+        Pillow loads but ``decode_rgb`` cannot convert is judged, as always, when it is used)."""
+        try:
+            return decode_rgb(data)
+        except Exception:  # noqa: BLE001 - the caller's _header_size check reports real breakage
+            return None
 
     def _check_resolution(self, paths: list[str], sizes: list[tuple[int, int]], resolution: int | None) -> int:
         """Every image must be square and the same size (``resolution`` if given, else the first one's)."""
@@ -502,6 +530,11 @@ class ImageDataset(torch.utils.data.Dataset):
         """Float32 [num_images, c_dim] label matrix in path order (no x-flip duplication)."""
         return self._labels
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_decoded"] = {}  # a copy for another process decodes from the files
+        return state
+
     def content_hash(self) -> str:
         """sha256 hex over the sorted (relative path, file sha256) pairs of the selected files."""
         return self._content_hash
@@ -525,7 +558,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def load_image(self, i: int) -> np.ndarray:
         """Decode file ``paths[i]`` into uint8 HWC RGB; raises on failure (no fallback)."""
-        image = decode_rgb(self._reader.read(self.paths[i]))
+        image = self._decoded.pop(self.paths[i], None)
+        if image is None:
+            image = decode_rgb(self._reader.read(self.paths[i]))
         if image.shape[:2] != (self.resolution, self.resolution):
             raise OSError(f"decoded size {image.shape[1]}x{image.shape[0]} differs from {self.resolution}")
         return image
@@ -599,6 +634,7 @@ def load_all(ds: ImageDataset, *, progress: bool = True) -> torch.Tensor:
         out[i] = ds[i][0]
     if ds.xflip:
         out[n:] = out[:n].flip(-1)
+    ds._decoded.clear()  # anything left belonged to files that failed later checks
     return out
 
 

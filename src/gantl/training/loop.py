@@ -95,11 +95,15 @@ class Setup:
 
 def open_dataset(opts: TrainOptions) -> Any:
     from gantl.data.dataset import ImageDataset
+    from gantl.training.data_stream import DEFAULT_CACHE_BYTES
 
     use_labels = opts.cond or bool(opts.include_classes or opts.exclude_classes)
+    # The start-up check decodes every file; keeping those pixels (as much as the batch stream's
+    # in-memory cache will hold, mirrored copies included) saves decoding them all again.
+    keep = DEFAULT_CACHE_BYTES // (2 if opts.xflip else 1)
     return ImageDataset(opts.data, use_labels=use_labels, include_classes=opts.include_classes or None,
                         exclude_classes=opts.exclude_classes or None, xflip=opts.xflip, subset=opts.subset,
-                        seed=opts.seed, progress=False)
+                        seed=opts.seed, progress=False, keep_decoded_bytes=keep)
 
 
 def _shape_from(opts: TrainOptions, dataset: Any) -> tuple[int, int, int]:
