@@ -327,3 +327,20 @@ def test_kept_pixels_spare_a_second_decode_and_change_nothing(tmp_path: Path, sh
     import pickle
 
     assert pickle.loads(pickle.dumps(sub))._decoded == {}  # copies for other processes carry no pixels
+
+
+def test_load_all_takes_any_dataset_shaped_object():
+    """The batch stream also caches in-memory stand-ins (benchmarks, callers' own datasets), which
+    have no kept pixels to release."""
+
+    class InMemory:
+        num_images, num_channels, resolution, xflip = 3, 3, 4, True
+
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.full((3, 4, 4), i, dtype=torch.uint8), torch.zeros(0)
+
+    images = load_all(InMemory(), progress=False)
+    assert images.shape == (6, 3, 4, 4) and images[:3, 0, 0, 0].tolist() == [0, 1, 2]

@@ -634,7 +634,9 @@ def load_all(ds: ImageDataset, *, progress: bool = True) -> torch.Tensor:
         out[i] = ds[i][0]
     if ds.xflip:
         out[n:] = out[:n].flip(-1)
-    ds._decoded.clear()  # anything left belonged to files that failed later checks
+    kept = getattr(ds, "_decoded", None)  # duck-typed datasets (in-memory stand-ins) hold none
+    if kept:
+        kept.clear()  # anything left belonged to files that failed later checks
     return out
 
 
