@@ -147,6 +147,35 @@ def test_parallel_workers_match_inline(folder: Path, tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "dataset.json").read_text())["labels"] is None
 
 
+def test_automatic_workers_stay_inline_for_small_inputs(folder: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers = 0 spawns no process for a dozen files (start-up would cost more than it saves) ..."""
+    import gantl.data.curate as curate_module
+
+    spawned: list[int] = []
+
+    class Counting:
+        def __init__(self, real) -> None:
+            self.real = real
+
+        def Pool(self, n, **kw):  # noqa: N802 - mirrors multiprocessing's name
+            spawned.append(n)
+            return self.real.Pool(n, **kw)
+
+    real_get_context = curate_module.mp.get_context
+    monkeypatch.setattr(curate_module.mp, "get_context", lambda kind: Counting(real_get_context(kind)))
+    auto = curate(str(folder), _cfg(workers=0), manifest=tmp_path / "a.csv", out=tmp_path / "o.zip", progress=False)
+    assert spawned == [] and auto.counts["kept"] == 6
+    # ... while an explicit number is used as given, and larger inputs get up to one worker per core
+    curate(str(folder), _cfg(workers=2), manifest=tmp_path / "b.csv", progress=False)
+    assert spawned == [2]
+    monkeypatch.setattr(curate_module.os, "cpu_count", lambda: 4)
+    count = curate_module.worker_count
+    assert [count(0, n, "scoring") for n in (1, 12, 24, 25, 48, 49, 5000)] == [1, 1, 1, 2, 2, 3, 4]
+    assert [count(0, n, "writing") for n in (12, 200, 201, 5000)] == [1, 1, 2, 4]
+    assert count(3, 12, "scoring") == 3 and count(8, 2, "writing") == 2
+
+
 def test_refuses_to_overwrite_a_foreign_folder(folder: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not a gantl dataset"):
         curate(str(folder), _cfg(), manifest=tmp_path / "m.csv", out=folder, progress=False)
