@@ -13,11 +13,17 @@ Network contract (shared by all architectures):
 * Discriminator: ``c_dim``, ``img_resolution``, ``img_channels``, ``config``;
   ``forward(img, c=None) -> [N, 1]`` logits; ``blocks`` ordered from the image side,
   so ``freezed K`` freezes ``blocks[:K]``.
+
+What a family can do beyond that contract is declared in :data:`CAPABILITIES`, so tools such as
+``gantl generate`` ask :func:`capabilities` instead of branching on architecture names. A family
+with ``has_mapping`` also provides ``G.mapping(z, c, truncation_psi=...) -> ws [N, num_ws, w_dim]``,
+``G.mapping.w_avg``, ``G.num_ws`` and ``G.synthesis(ws, noise_mode=...) -> images``.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -29,6 +35,29 @@ ARCHS: dict[str, tuple[str, str, str]] = {
     "stylegan2": ("gantl.models.stylegan2", "Generator", "Discriminator"),
     "dcgan": ("gantl.models.dcgan", "Generator", "Discriminator"),
 }
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model family supports beyond the shared G/D contract (defaults: nothing extra)."""
+
+    has_mapping: bool = False  # a w space: G.mapping / G.synthesis / w_avg (lerp in w, truncation toward w_avg)
+    supports_style_mix: bool = False  # ws of two latents can be mixed per layer (needs has_mapping)
+    truncation: str = "none"  # what G(z, truncation_psi=...) scales: "w" (toward w_avg), "z" (toward 0), "none"
+    conditional: bool = True  # the family can be built with c_dim > 0
+
+
+CAPABILITIES: dict[str, Capabilities] = {
+    "stylegan2": Capabilities(has_mapping=True, supports_style_mix=True, truncation="w"),
+    "dcgan": Capabilities(truncation="z"),
+}
+
+
+def capabilities(arch: str) -> Capabilities:
+    """The declared capabilities of ``arch``; a registered family that declares none gets the defaults."""
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown architecture '{arch}'; known: {', '.join(sorted(ARCHS))}")
+    return CAPABILITIES.get(arch, Capabilities())
 
 
 def network_class(arch: str, kind: str) -> type[nn.Module]:
