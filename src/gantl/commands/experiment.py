@@ -1,21 +1,42 @@
-"""`gantl experiment run|report`: grids of runs and the tables/plots they produce."""
+"""`gantl experiment run|report`: grids of runs and the tables/plots they produce.
+
+The work is in :mod:`gantl.experiments` (grid.py: the file and its checks; runner.py: training and
+evaluating the runs, resumably; report.py: tables, plots and the HTML page).
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-from gantl.errors import NotImplementedFeatureError
+import typer
 
 app = typer.Typer(help="Run grids of transfer experiments and report them.", no_args_is_help=True)
 
 
-@app.command("run", epilog="Example: gantl experiment run grid.toml")
-def run(grid: str = typer.Argument(..., help="TOML file describing the grid.")) -> None:
-    """Run every (method x source x size x augmentation) cell of a grid, resumably."""
-    raise NotImplementedFeatureError("`gantl experiment run` is not built yet; no experiment was run")
+@app.command("run", epilog="Example: gantl experiment run experiments/f3_augmentation.toml --out runs/f3 --jobs 2")
+def run(
+    grid: Path = typer.Argument(..., help="TOML file: [base] train options, [grid] option -> values, seeds = [...], "
+                                          "[eval] metrics/num_gen/real."),
+    out: Path = typer.Option(..., "--out", help="Experiment folder; one run dir per cell x seed goes in it."),
+    jobs: int = typer.Option(1, "--jobs", help="Runs at once (separate processes)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the report when all runs are done."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Train and evaluate every cell x seed of a grid; re-running skips finished runs and resumes the rest."""
+    from gantl.experiments.runner import run_experiment
+
+    run_experiment(grid, out, jobs=jobs, progress=not no_progress, echo=typer.echo)
+    if report:
+        from gantl.experiments.report import write_report
+
+        files = write_report(out)
+        typer.echo(f"report: {files.html}")
 
 
-@app.command("report", epilog="Example: gantl experiment report runs/experiments/horse-grid")
-def report(path: str = typer.Argument(..., help="Experiment directory.")) -> None:
-    """Write tables (md/csv), plots and an HTML report for an experiment."""
-    raise NotImplementedFeatureError("`gantl experiment report` is not built yet; nothing was written")
+@app.command("report", epilog="Example: gantl experiment report runs/f3")
+def report(path: Path = typer.Argument(..., help="Experiment folder (the --out of experiment run).")) -> None:
+    """Write results.csv/.md (one row per run), per-cell mean ± std, plots and report.html."""
+    from gantl.experiments.report import write_report
+
+    files = write_report(path)
+    typer.echo(f"wrote {files.csv}, {files.md}, {len(files.plots)} plot(s) and {files.html}")
