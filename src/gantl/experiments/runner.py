@@ -107,6 +107,10 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [k for k in keys if old.get(k) != new.get(k)]
 
 
+def _shown(value: Any) -> str:
+    return "unset (the preset's value)" if value is None else repr(value)
+
+
 def plan_run(spec: RunSpec, out_dir: Path, ev: EvalSpec) -> str:
     """``done``, ``evaluate``, ``resume``, ``restart`` or ``start`` for one run; refuses a foreign dir."""
     run_dir = out_dir / spec.name
@@ -125,8 +129,8 @@ def plan_run(spec: RunSpec, out_dir: Path, ev: EvalSpec) -> str:
     diff = _differences(old, to_dict(spec.opts))
     if diff:
         k = diff[0]
-        raise ConfigError(f"{run_dir.name} was trained with {k} = {old.get(k)!r}, the grid now says "
-                          f"{to_dict(spec.opts).get(k)!r}; use a new --out (or delete that run dir)")
+        raise ConfigError(f"{run_dir.name} was trained with {k} = {_shown(old.get(k))}, the grid now says "
+                          f"{_shown(to_dict(spec.opts).get(k))}; use a new --out (or delete that run dir)")
     snaps = _snapshots(run_dir)
     if not snaps:
         return "restart"
