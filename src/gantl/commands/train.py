@@ -23,9 +23,9 @@ EPILOG = ("Example: gantl train --data horse500.zip --resume cifar9-stylegan2-32
 
 def train(
     data: str | None = typer.Option(None, "--data", help="Dataset folder or zip (zip:member/prefix for a part)."),
-    model: str | None = typer.Option(None, "--model", help="Architecture: stylegan2 or dcgan."),
-    cfg: str | None = typer.Option(None, "--cfg", help="Preset (auto, cifar, paper256, small, ...; dcgan, "
-                                                       "dcgan-small)."),
+    model: str | None = typer.Option(None, "--model", help="Architecture: stylegan2, dcgan or resnet."),
+    cfg: str | None = typer.Option(None, "--cfg", help="Preset (auto, cifar, cpu-small, cpu-tiny, ...; dcgan, "
+                                                       "dcgan-small; resnet, resnet-small, resnet-tiny)."),
     resolution: int | None = typer.Option(None, "--resolution", help="Image size (default: the dataset's)."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Number of classes (c_dim)."),
     cond: bool | None = typer.Option(None, "--cond/--no-cond", help="Train on the dataset's labels."),
@@ -37,6 +37,8 @@ def train(
     glr: float | None = typer.Option(None, "--glr", help="Generator learning rate."),
     dlr: float | None = typer.Option(None, "--dlr", help="Discriminator learning rate."),
     gamma: float | None = typer.Option(None, "--gamma", help="R1 weight (0 disables)."),
+    loss: str | None = typer.Option(None, "--loss", help="Adversarial loss: auto, logistic or hinge."),
+    d_steps: int | None = typer.Option(None, "--d-steps", help="D updates per G update (n_dis)."),
     ema_kimg: float | None = typer.Option(None, "--ema", help="G_ema half-life in kimg."),
     kimg: float | None = typer.Option(None, "--kimg", help="Training length in kimg."),
     tick_kimg: float | None = typer.Option(None, "--tick", help="kimg between stats lines."),
@@ -74,7 +76,8 @@ def train(
     flags: dict[str, Any] = dict(
         data=data, model=model, cfg=cfg, resolution=resolution, num_classes=num_classes, cond=cond,
         exclude_classes=exclude_class or None, include_classes=include_class or None, subset=subset, xflip=xflip,
-        batch=batch, glr=glr, dlr=dlr, gamma=gamma, ema_kimg=ema_kimg, kimg=kimg, tick_kimg=tick_kimg,
+        batch=batch, glr=glr, dlr=dlr, gamma=gamma, loss=loss, d_steps=d_steps, ema_kimg=ema_kimg, kimg=kimg,
+        tick_kimg=tick_kimg,
         snap_kimg=snap_kimg, seed=seed, aug=aug, ada_target=ada_target, ada_p=ada_p, ada_cap=ada_cap,
         methods=_split(method), resume=resume, allow_partial=allow_partial, fresh_d=fresh_d,
         metrics=_split(metric),
@@ -98,6 +101,8 @@ def train(
         opts = from_dict(TrainOptions, flags)
     if set_:
         opts = apply_overrides(opts, list(set_))
+    if opts.resume:
+        opts = _adopt_source_choices(opts, flags, set_ or [], config is not None)
 
     if dry_run:
         _dry_run(opts, as_json)
@@ -107,6 +112,28 @@ def train(
     run_dir = do_train(opts)
     if run_dir is not None:
         typer.echo(f"run written to {run_dir}")
+
+
+def _adopt_source_choices(opts: Any, flags: dict[str, Any], set_: list[str], from_config: bool) -> Any:
+    """With ``--resume SRC``, train the source's architecture and preset unless told otherwise.
+
+    Only options the user gave (flags, ``--set``) count as choices; a given one that contradicts the
+    source is an error naming both values. A ``--config`` file (e.g. a run's config.toml, which
+    records the resolved model and cfg) is taken as given.
+    """
+    from gantl.config import apply_overrides
+    from gantl.transfer.source import check_choices_against_source
+
+    given = {k: flags.get(k) for k in ("model", "cfg") if flags.get(k) is not None}
+    for item in set_:
+        key, _, value = item.partition("=")
+        if key.strip() in ("model", "cfg"):
+            given[key.strip()] = value.strip()
+    if from_config:
+        given.setdefault("model", opts.model)
+        given.setdefault("cfg", opts.cfg)
+    adopt = check_choices_against_source(opts.resume, given)
+    return apply_overrides(opts, adopt) if adopt else opts
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -141,5 +168,6 @@ def _dry_run(opts: Any, as_json: bool) -> None:
         trainable, frozen = count_parameters(net)
         console.print(f"{key}: {trainable + frozen:,} parameters, {trainable:,} trainable, {frozen:,} frozen")
     h = setup.hyper
-    console.print(f"batch {h.batch}, G lr {h.glr:g}, D lr {h.dlr:g}, gamma {h.gamma:g}, ema {h.ema_kimg:g} kimg, "
+    console.print(f"batch {h.batch}, G lr {h.glr:g}, D lr {h.dlr:g}, gamma {h.gamma:g}, {h.loss} loss, "
+                  f"{h.d_steps} D step(s) per G step, ema {h.ema_kimg:g} kimg, "
                   f"methods {', '.join(opts.methods) or 'none'}")

@@ -34,6 +34,7 @@ from gantl.errors import ConfigError
 ARCHS: dict[str, tuple[str, str, str]] = {
     "stylegan2": ("gantl.models.stylegan2", "Generator", "Discriminator"),
     "dcgan": ("gantl.models.dcgan", "Generator", "Discriminator"),
+    "resnet": ("gantl.models.resnet", "Generator", "Discriminator"),
 }
 
 

@@ -138,19 +138,27 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     resolution, c_dim, channels = _shape_from(opts, dataset)
     hyper = resolve_hyper(opts, resolution=resolution, c_dim=c_dim, channels=channels)
     arch = opts.model
+    methods = parse_methods(opts.methods)
+    source = None
+    if opts.resume:
+        import dataclasses
+
+        from gantl.transfer.source import check_fresh_d_methods, load_source, source_network_kwargs
+
+        if opts.fresh_d:
+            check_fresh_d_methods(methods)  # before loading: a refused combination costs nothing
+        source = load_source(opts.resume)
+        # The source's architecture (widths, latent sizes, mapping depth...) wins over the preset's.
+        hyper = dataclasses.replace(hyper, G_kwargs=source_network_kwargs(source, arch, "G", hyper.G_kwargs),
+                                    D_kwargs=source_network_kwargs(source, arch, "D", hyper.D_kwargs))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed)  # initialisation depends on the seed only (same on every rank)
         G = build(arch, "G", hyper.G_kwargs)
         D = build(arch, "D", hyper.D_kwargs)
     G_ema = make_ema(G)
-    methods = parse_methods(opts.methods)
-    source = None
-    if opts.resume:
-        from gantl.transfer.source import apply_source, check_fresh_d_methods, load_source
+    if source is not None:
+        from gantl.transfer.source import apply_source
 
-        if opts.fresh_d:
-            check_fresh_d_methods(methods)  # before loading: a refused combination costs nothing
-        source = load_source(opts.resume)
         apply_source(source, {"G": G, "D": D, "G_ema": G_ema}, allow_partial=opts.allow_partial,
                      fresh_d=opts.fresh_d)
         if opts.fresh_d:
@@ -226,6 +234,19 @@ class _Isolated:
         _set_rng_state(self.state)
 
 
+def run_description(opts: TrainOptions, dataset_name: str) -> str:
+    """The run dir's words: dataset, model, preset, methods, and where it started.
+
+    A run that starts from a source is named after it (``...-finetune-from-cifar9-stylegan2-32``);
+    only a run from random initialisation is called ``scratch``.
+    """
+    methods = "+".join(m.replace(":", "") for m in opts.methods)
+    if opts.resume:
+        origin = "from-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(opts.resume).name.removesuffix(".safetensors"))
+        methods = "-".join(x for x in (methods or "finetune", origin) if x)
+    return "-".join(x for x in (dataset_name, opts.model, opts.cfg, methods or "scratch", opts.desc) if x)
+
+
 def latest_snapshot(run_dir: Path) -> str | None:
     """Tag of the newest snapshot that has both its checkpoint and its training state."""
     tags = []
@@ -295,7 +316,8 @@ class Trainer:
                             style_mixing_prob=h.style_mixing, pl_weight=h.pl_weight,
                             pl_batch_shrink=opts.pl_batch_shrink, pl_decay=opts.pl_decay,
                             extra_losses=self._method_losses,
-                            on_real_logits=self.ada.observe if self.ada is not None else None)
+                            on_real_logits=self.ada.observe if self.ada is not None else None,
+                            loss_type=h.loss)
         self.phases = self._make_phases()
 
         from gantl.training.data_stream import BatchStream
@@ -374,15 +396,22 @@ class Trainer:
             for key, params in self.trainable.items():
                 for p in params:
                     p.requires_grad_(key == phase["net"])
-            phase["opt"].zero_grad(set_to_none=True)
-            stats = self.loss.accumulate_gradients(phase["name"], real, real_c, z, c, gain=phase["interval"])
-            params = self.trainable[phase["net"]]
-            for p in params:
-                if p.grad is not None:
-                    torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-            distributed.average_gradients(params, self.dist)
-            phase["opt"].step()
-            tick.add(stats)
+            repeats = self.hyper.d_steps if phase["name"] == "Dmain" else 1
+            for extra in range(repeats):
+                if extra > 0:  # n_dis > 1: every further D update sees a new real batch and new latents
+                    real, real_c = self._real_batch()
+                    z = torch.randn_like(z)
+                    if c is not None:
+                        c = self.stream.labels_at(torch.randint(len(self.setup.dataset), [n])).to(self.device)
+                phase["opt"].zero_grad(set_to_none=True)
+                stats = self.loss.accumulate_gradients(phase["name"], real, real_c, z, c, gain=phase["interval"])
+                params = self.trainable[phase["net"]]
+                for p in params:
+                    if p.grad is not None:
+                        torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+                distributed.average_gradients(params, self.dist)
+                phase["opt"].step()
+                tick.add(stats)
         for params in self.trainable.values():
             for p in params:
                 p.requires_grad_(True)
@@ -392,7 +421,8 @@ class Trainer:
         distributed.broadcast_module(self.D, self.dist, buffers_only=True)
         step_ema(self.G_ema, self.G, batch=h.batch, cur_nimg=self.cur_nimg, ema_kimg=h.ema_kimg,
                  ema_rampup=h.ema_rampup)
-        self.cur_nimg += h.batch
+        d_updates = h.d_steps if any(p["name"] == "Dmain" for p in self.phases) else 1
+        self.cur_nimg += h.batch * d_updates  # kimg counts the real images D has seen
         self.batch_idx += 1
         if self.ada is not None:
             self.ada.step()  # the tuner updates p every ada_interval minibatches
@@ -405,9 +435,7 @@ class Trainer:
         if main and self.run_dir is None:
             from gantl.rundir import make_run_dir
 
-            methods = "+".join(m.replace(":", "") for m in opts.methods) or "scratch"
-            name = getattr(self.setup.dataset, "name", "data")
-            desc = "-".join(x for x in (name, opts.model, opts.cfg, methods, opts.desc) if x)
+            desc = run_description(opts, getattr(self.setup.dataset, "name", "data"))
             self.run_dir = make_run_dir(Path(opts.outdir), desc, opts)
         log_handler = None
         if main:

@@ -79,8 +79,11 @@ class GANLoss:
                  r1_gamma: float = 10.0, style_mixing_prob: float = 0.0, pl_weight: float = 0.0,
                  pl_batch_shrink: int = 2, pl_decay: float = 0.01,
                  extra_losses: Callable[[StepContext], dict[str, torch.Tensor]] | None = None,
-                 on_real_logits: Callable[[torch.Tensor], None] | None = None) -> None:
+                 on_real_logits: Callable[[torch.Tensor], None] | None = None, loss_type: str = "logistic") -> None:
+        if loss_type not in ("logistic", "hinge"):
+            raise ValueError(f"loss_type must be 'logistic' or 'hinge', not {loss_type!r}")
         self.G, self.D = G, D
+        self.loss_type = loss_type
         self.augment_pipe = augment_pipe
         self.r1_gamma = float(r1_gamma)
         self.style_mixing_prob = float(style_mixing_prob)
@@ -145,7 +148,7 @@ class GANLoss:
         if do_Gmain:
             gen_img, _ = self.run_G(gen_z, gen_c)
             logits = self.run_D(gen_img, gen_c)
-            loss = F.softplus(-logits).mean()  # -log(sigmoid(D(G(z))))
+            loss = generator_loss(logits, self.loss_type)
             extra, extra_stats = self._extras(StepContext("G", self.G, self.D, self.cur_nimg, self.batch_idx,
                                                           gen_img=gen_img, gen_z=gen_z, gen_c=gen_c,
                                                           real_img=real_img, real_c=real_c))
@@ -173,10 +176,10 @@ class GANLoss:
             with torch.no_grad():
                 gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
             logits_fake = self.run_D(gen_img, gen_c)
-            loss_fake = F.softplus(logits_fake)  # -log(1 - sigmoid(D(G(z))))
+            loss_fake = discriminator_loss(logits_fake, real=False, loss_type=self.loss_type)
             loss_fake.mean().mul(gain).backward()
             logits_real = self.run_D(real_img.detach(), real_c)
-            loss_real = F.softplus(-logits_real)  # -log(sigmoid(D(x)))
+            loss_real = discriminator_loss(logits_real, real=True, loss_type=self.loss_type)
             extra, extra_stats = self._extras(StepContext("D", self.G, self.D, self.cur_nimg, self.batch_idx,
                                                           gen_img=gen_img, gen_z=gen_z, gen_c=gen_c,
                                                           real_img=real_img, real_c=real_c))
@@ -207,6 +210,28 @@ class GANLoss:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.pl_mean.copy_(torch.as_tensor(state["pl_mean"]))
+
+
+def generator_loss(logits: torch.Tensor, loss_type: str) -> torch.Tensor:
+    """G's adversarial loss on D's logits for fakes (a scalar).
+
+    logistic: the non-saturating ``-log(sigmoid(D(G(z))))`` of Goodfellow et al.;
+    hinge: ``-D(G(z))`` (Lim & Ye 2017, SNGAN, BigGAN).
+    """
+    if loss_type == "hinge":
+        return -logits.mean()
+    return F.softplus(-logits).mean()
+
+
+def discriminator_loss(logits: torch.Tensor, *, real: bool, loss_type: str) -> torch.Tensor:
+    """D's per-sample loss on real or fake logits.
+
+    logistic: ``-log(sigmoid(D(x)))`` for reals, ``-log(1 - sigmoid(D(G(z))))`` for fakes;
+    hinge: ``max(0, 1 - D(x))`` for reals, ``max(0, 1 + D(G(z)))`` for fakes.
+    """
+    if loss_type == "hinge":
+        return F.relu(1.0 - logits) if real else F.relu(1.0 + logits)
+    return F.softplus(-logits) if real else F.softplus(logits)
 
 
 def _device_of(net: nn.Module) -> torch.device:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from gantl.config import option
 from gantl.errors import ConfigError
 
-MODELS = ("stylegan2", "dcgan")
+MODELS = ("stylegan2", "dcgan", "resnet")
+LOSSES = ("auto", "logistic", "hinge")
 AUGMENTS = ("none", "ada", "diffaugment")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -33,7 +34,8 @@ class TrainOptions:
     # architecture
     model: str = option("stylegan2", choices=MODELS, help="Network architecture.")
     cfg: str = option("auto", help="Preset: StyleGAN2 (auto, stylegan2, paper256, paper512, paper1024, cifar, "
-                                   "cpu-small, cpu-tiny) or DCGAN (dcgan, dcgan-small).")
+                                   "cpu-small, cpu-tiny), DCGAN (dcgan, dcgan-small) or ResNet (resnet, "
+                                   "resnet-small, resnet-tiny).")
     resolution: int | None = option(None, min=4, help="Image size; defaults to the dataset's.")
     num_classes: int | None = option(None, min=0, help="Label count (c_dim); defaults to the dataset's with --cond.")
     channels: int = option(3, min=1, max=4, help="Image channels.")
@@ -44,6 +46,10 @@ class TrainOptions:
     g_betas: list[float] | None = option(None, help="Generator Adam betas, e.g. 0,0.99.")
     d_betas: list[float] | None = option(None, help="Discriminator Adam betas.")
     gamma: float | None = option(None, min=0, help="R1 regularisation weight (0 disables it).")
+    loss: str = option("auto", choices=LOSSES, help="Adversarial loss: logistic (non-saturating) or hinge; "
+                                                    "auto: the architecture's (hinge for resnet).")
+    d_steps: int | None = option(None, min=1, max=16, help="D updates per G update (n_dis); each D update sees "
+                                                           "a new real batch. Preset's when omitted.")
     r1_interval: int = option(16, min=1, help="Lazy R1: apply every N minibatches (loss scaled by N).")
     pl_weight: float | None = option(None, min=0, help="Path-length regularisation weight (StyleGAN2).")
     pl_interval: int = option(4, min=1, help="Lazy path-length regularisation interval.")
@@ -95,6 +101,11 @@ class TrainOptions:
             self.cfg = "dcgan"
         if self.model == "dcgan" and self.cfg not in DCGAN_PRESETS:
             raise ConfigError(f"DCGAN presets are {', '.join(DCGAN_PRESETS)}, not '{self.cfg}'; pass --cfg dcgan")
+        if self.model == "resnet" and self.cfg == "auto":
+            self.cfg = "resnet"
+        if self.model == "resnet" and self.cfg not in RESNET_PRESETS:
+            raise ConfigError(f"ResNet presets are {', '.join(RESNET_PRESETS)}, not '{self.cfg}'; "
+                              f"pass --cfg resnet-small")
         if self.fresh_d and not self.resume:
             raise ConfigError("--fresh-d keeps a source's G and starts D fresh, so it needs --resume SOURCE; "
                               "without a source D (and G) start fresh anyway: drop --fresh-d")
@@ -121,6 +132,8 @@ class Hyper:
     ema_rampup: float | None
     g_reg_interval: int | None
     d_reg_interval: int | None
+    loss: str = "logistic"
+    d_steps: int = 1
 
 
 # DCGAN presets: Radford et al.'s optimiser (Adam 2e-4, beta1 0.5, batch 128) and no R1 or EMA
@@ -131,6 +144,24 @@ DCGAN_PRESETS: dict[str, dict] = {
     "dcgan-small": dict(ngf=32, ndf=32, z_dim=100, batch=64, lr=2e-4, betas=(0.5, 0.999), gamma=0.0,
                         ema_kimg=0.0, ema_rampup=None),
 }
+
+
+# ResNet (SNGAN-style) presets. "resnet" is SNGAN's CIFAR model (G 4.3M, D 1.06M parameters:
+# ch_g 256, ch_d 128, hinge loss, spectral norm in D, Adam betas (0, 0.9)); the smaller ones keep
+# the design and narrow the convolutions so a CPU trains them. One D step per G step with a
+# two-time-scale learning rate (D faster, Heusel et al. 2017) instead of SNGAN's five D steps:
+# on a CPU every D step costs as much wall time as the images it sees. G_ema as in StyleGAN2.
+RESNET_PRESETS: dict[str, dict] = {
+    "resnet": dict(ch_g=256, ch_d=128, z_dim=128, batch=64, glr=2e-4, dlr=2e-4, betas=(0.0, 0.9), gamma=0.0,
+                   ema_kimg=10.0, ema_rampup=0.05, d_steps=5),
+    "resnet-small": dict(ch_g=128, ch_d=128, z_dim=128, batch=64, glr=2e-4, dlr=4e-4, betas=(0.0, 0.9),
+                         gamma=0.0, ema_kimg=10.0, ema_rampup=0.05, d_steps=1),
+    "resnet-tiny": dict(ch_g=64, ch_d=64, z_dim=128, batch=64, glr=2e-4, dlr=4e-4, betas=(0.0, 0.9), gamma=0.0,
+                        ema_kimg=10.0, ema_rampup=0.05, d_steps=1),
+}
+
+# The adversarial loss each architecture was published with.
+DEFAULT_LOSS = {"stylegan2": "logistic", "dcgan": "logistic", "resnet": "hinge"}
 
 
 def _pick(explicit, preset):
@@ -151,7 +182,22 @@ def resolve_hyper(opts: TrainOptions, *, resolution: int, c_dim: int, channels: 
             g_betas=tuple(_pick(opts.g_betas, p["betas"])), d_betas=tuple(_pick(opts.d_betas, p["betas"])),
             gamma=gamma, pl_weight=0.0, style_mixing=0.0,
             ema_kimg=_pick(opts.ema_kimg, p["ema_kimg"]), ema_rampup=_pick(opts.ema_rampup, p["ema_rampup"]),
-            g_reg_interval=None, d_reg_interval=opts.r1_interval if gamma > 0 else None)
+            g_reg_interval=None, d_reg_interval=opts.r1_interval if gamma > 0 else None,
+            loss=_loss(opts), d_steps=_pick(opts.d_steps, 1))
+    if opts.model == "resnet":
+        p = RESNET_PRESETS[opts.cfg]
+        G_kwargs = dict(z_dim=p["z_dim"], c_dim=c_dim, img_resolution=resolution, img_channels=channels,
+                        ch=p["ch_g"])
+        D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, ch=p["ch_d"])
+        gamma = _pick(opts.gamma, p["gamma"])
+        return Hyper(
+            G_kwargs=G_kwargs, D_kwargs=D_kwargs, batch=_pick(opts.batch, p["batch"]),
+            glr=_pick(opts.glr, p["glr"]), dlr=_pick(opts.dlr, p["dlr"]),
+            g_betas=tuple(_pick(opts.g_betas, p["betas"])), d_betas=tuple(_pick(opts.d_betas, p["betas"])),
+            gamma=gamma, pl_weight=0.0, style_mixing=0.0,
+            ema_kimg=_pick(opts.ema_kimg, p["ema_kimg"]), ema_rampup=_pick(opts.ema_rampup, p["ema_rampup"]),
+            g_reg_interval=None, d_reg_interval=opts.r1_interval if gamma > 0 else None,
+            loss=_loss(opts), d_steps=_pick(opts.d_steps, p["d_steps"]))
     from gantl.models import presets
 
     return presets_to_hyper(presets, opts, resolution=resolution, c_dim=c_dim, channels=channels)
@@ -179,4 +225,10 @@ def presets_to_hyper(presets, opts: TrainOptions, *, resolution: int, c_dim: int
         style_mixing=_pick(opts.style_mixing, p.style_mixing_prob),
         ema_kimg=_pick(opts.ema_kimg, p.ema_kimg), ema_rampup=_pick(opts.ema_rampup, p.ema_rampup),
         g_reg_interval=opts.pl_interval if p.G_reg_interval else None,
-        d_reg_interval=opts.r1_interval if gamma > 0 else None)
+        d_reg_interval=opts.r1_interval if gamma > 0 else None,
+        loss=_loss(opts), d_steps=_pick(opts.d_steps, 1))
+
+
+def _loss(opts: TrainOptions) -> str:
+    """The adversarial loss: explicit, else the architecture's published one."""
+    return DEFAULT_LOSS[opts.model] if opts.loss == "auto" else opts.loss
