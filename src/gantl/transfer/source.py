@@ -89,6 +89,63 @@ def load_source(name: str) -> Source:
     return Source(path=path, tensors=ckpt.tensors, metadata=dict(ckpt.metadata))
 
 
+# Constructor arguments a target takes from its *data*, not from the source's architecture.
+_DATA_KEYS = ("img_resolution", "img_channels", "c_dim")
+
+
+def source_training_choices(name: str) -> dict[str, str]:
+    """``{"model": arch, "cfg": preset}`` recorded in a source's metadata (what it was trained as).
+
+    Reads only the safetensors header. ``cfg`` is present for sources gantl trained (their options
+    are stored with them); an imported foreign checkpoint records its architecture but no preset.
+    """
+    from gantl.checkpoints.format import read_header
+
+    meta, _ = read_header(resolve_source(name))
+    meta = meta or {}
+    out: dict[str, str] = {}
+    arch = meta.get("networks", {}).get("G", {}).get("arch")
+    if arch:
+        out["model"] = str(arch)
+    cfg = (meta.get("options") or {}).get("cfg")
+    if cfg and (meta.get("options") or {}).get("model", arch) == arch:
+        out["cfg"] = str(cfg)
+    return out
+
+
+def check_choices_against_source(name: str, given: dict[str, Any]) -> dict[str, str]:
+    """The source's model/cfg for the options the user did not give; a conflicting one is an error.
+
+    ``given`` holds only what the user set explicitly (flags, ``--set``). The returned dict is what
+    to add so that ``--resume SRC`` alone trains the source's architecture with its preset.
+    """
+    recorded = source_training_choices(name)
+    flag = {"model": "--model", "cfg": "--cfg"}
+    for key, value in recorded.items():
+        if key in given and given[key] is not None and str(given[key]) != value:
+            raise ConfigError(f"{flag[key]} {given[key]} conflicts with the source {name}, which is {key} {value}: "
+                              f"drop {flag[key]} to train the source's architecture, or pass {flag[key]} {value}")
+    return {k: v for k, v in recorded.items() if k not in given or given[k] is None}
+
+
+def source_network_kwargs(source: Source, arch: str, kind: str, target_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of ``kind`` ('G' or 'D') taken from the source, with the target's
+    data-dependent ones (resolution, channels, classes) kept: the architecture comes from the source.
+
+    Falls back to ``target_kwargs`` when the source records no config for that network or is another
+    architecture (then :func:`check_fit` reports the mismatch).
+    """
+    info = source.network_info(kind)
+    config = info.get("config")
+    if info.get("arch") != arch or not isinstance(config, dict):
+        return target_kwargs
+    out = dict(config)
+    for key in _DATA_KEYS:
+        if key in target_kwargs:
+            out[key] = target_kwargs[key]
+    return out
+
+
 def _hint(source: Source, net_name: str, target: nn.Module) -> str:
     info = source.network_info(net_name)
     src_cfg = info.get("config", {})
