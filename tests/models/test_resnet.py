@@ -11,9 +11,10 @@ import torch
 
 from gantl.config import from_dict, load_toml
 from gantl.models.registry import build
-from gantl.models.resnet import Discriminator, Generator, conditional_from_unconditional
+from gantl.models.resnet import Discriminator, Generator
 from gantl.training.loop import TIMING_KEYS, Trainer, latest_snapshot
 from gantl.training.options import TrainOptions
+from gantl.transfer.conditional import conditional_from_unconditional
 
 
 def _count(net: torch.nn.Module) -> int:
@@ -84,7 +85,9 @@ def test_unconditional_to_conditional_copy_reproduces_the_source_for_every_class
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     cond = Generator(z_dim=8, c_dim=4, img_resolution=32, ch=8)
-    cond.load_state_dict(conditional_from_unconditional(uncond.state_dict(), cond))
+    state, fresh = conditional_from_unconditional(uncond.state_dict(), cond)
+    cond.load_state_dict(state)
+    assert fresh == []  # a conditional ResNet G adds nothing that the copy leaves at initialisation
     # the output layer's (unconditional) BN and every conv are copied unchanged
     for key, value in uncond.state_dict().items():
         if key in cond.state_dict() and cond.state_dict()[key].shape == value.shape:

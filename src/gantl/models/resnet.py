@@ -24,9 +24,9 @@ CIFAR model is ``ch_g=256, ch_d=128``.
 
 Conditioning (``c_dim > 0``): G's batch norms become *class-conditional* (per-class gain and
 bias, :class:`gantl.models.dcgan.ConditionalBatchNorm2d`, identity at initialisation) and D adds
-the projection term. :func:`conditional_from_unconditional` copies an unconditional network's
-batch-norm affine parameters into every class row (TransferGAN's unconditional -> conditional
-transfer).
+the projection term. :func:`gantl.transfer.conditional.conditional_from_unconditional` copies an
+unconditional network's batch-norm affine parameters into every class row (TransferGAN's
+unconditional -> conditional transfer).
 """
 
 from __future__ import annotations
@@ -231,28 +231,3 @@ class Discriminator(nn.Module):
             x = block(x)
         return self.blocks[-1](x, c)
 
-
-def conditional_from_unconditional(state: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
-    """Map an unconditional network's tensors onto the conditional ``net`` (TransferGAN, A8).
-
-    Every unconditional batch norm's affine ``weight``/``bias`` is copied into *each class row*
-    of the conditional gain/bias (gain is stored as ``1 + c @ gain``, so the row is ``weight - 1``);
-    its running statistics move to the affine-free norm. A conditional D's projection embedding
-    has no unconditional counterpart and keeps ``net``'s initialisation. Returns a full state dict
-    for ``net``.
-    """
-    out = {k: v.clone() for k, v in net.state_dict().items()}
-    for key, value in state.items():
-        if key in out and out[key].shape == value.shape:
-            out[key] = value.clone()
-            continue
-        prefix, _, leaf = key.rpartition(".")
-        if leaf in ("weight", "bias") and f"{prefix}.gain.weight" in out:
-            rows = out[f"{prefix}.gain.weight"].shape[1]
-            if leaf == "weight":
-                out[f"{prefix}.gain.weight"] = (value - 1.0)[:, None].repeat(1, rows)
-            else:
-                out[f"{prefix}.bias.weight"] = value[:, None].repeat(1, rows).clone()
-        elif leaf in ("running_mean", "running_var", "num_batches_tracked") and f"{prefix}.norm.{leaf}" in out:
-            out[f"{prefix}.norm.{leaf}"] = value.clone()
-    return out

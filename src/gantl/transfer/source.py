@@ -180,11 +180,15 @@ def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = Fal
 
     With ``fresh_d`` the target's D is not compared (it keeps its own initialisation).
     """
+    from gantl.transfer.conditional import is_unconditional_to_conditional
+
     for net_name, net in _target_nets(nets, fresh_d).items():
         if net_name not in source.tensors:
             if net_name == "G_ema":
                 continue  # a source without G_ema starts G_ema from its G
             raise _missing_network(source, net_name)
+        if is_unconditional_to_conditional(source.network_info(net_name), net):
+            continue  # mapped by conditional_from_unconditional, which fills every tensor it can
         src_arch = source.network_info(net_name).get("arch")
         from gantl.models.registry import arch_of
 
@@ -211,6 +215,7 @@ def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: b
     network loaded (what was skipped or left at initialisation).
     """
     from gantl.checkpoints.format import load_state
+    from gantl.transfer.conditional import conditional_from_unconditional, is_unconditional_to_conditional
 
     if not allow_partial:
         check_fit(source, nets, fresh_d=fresh_d)
@@ -221,6 +226,11 @@ def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: b
             tensors = source.tensors.get("G")
         if tensors is None:
             raise _missing_network(source, net_name)
+        if is_unconditional_to_conditional(source.network_info(net_name), net):
+            tensors, fresh = conditional_from_unconditional(tensors, net)
+            log.info("%s: unconditional source -> %d classes: class-conditional parameters copied from the source "
+                     "into every class; %d tensors start from their initialisation%s", net_name, net.c_dim,
+                     len(fresh), f" ({', '.join(fresh[:6])}{', ...' if len(fresh) > 6 else ''})" if fresh else "")
         reports[net_name] = load_state(net, tensors, allow_partial=allow_partial)
         if allow_partial:
             log.warning("partial load of %s from %s: %s", net_name, source.path, reports[net_name])
