@@ -3,6 +3,8 @@ for every class (StyleGAN2 via the widened mapping layer, DCGAN/ResNet via per-c
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -52,3 +54,96 @@ def test_new_label_columns_start_at_zero_and_the_rest_is_rescaled() -> None:
     assert w.shape == (8, 16) and torch.count_nonzero(w[:, 8:]) == 0
     torch.testing.assert_close(w[:, :8], src.state_dict()["mapping.fc0.weight"] * 2 ** 0.5)  # sqrt(16/8)
     assert fresh == ["mapping.embed.weight", "mapping.embed.bias"]
+
+
+def _trained_like(net: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Perturb every tensor so that class rows, embeddings and statistics differ (as after training)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in net.state_dict().items():
+            if t.is_floating_point() and "running_var" not in name and not name.endswith(("_u", "_v")):
+                t.add_(0.2 * torch.randn(t.shape, generator=gen))
+    return net
+
+
+def _cond_and_uncond(arch: str, kind: str):
+    from gantl.models.registry import build
+
+    if arch == "stylegan2":
+        kw = dict(img_resolution=16, img_channels=3)
+        if kind == "G":
+            kw.update(z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=2),
+                      synthesis_kwargs=dict(channel_base=128, channel_max=16))
+        else:
+            kw.update(channel_base=128, channel_max=16)
+    elif arch == "dcgan":
+        kw = dict(img_resolution=32, img_channels=3, **({"z_dim": 8, "ngf": 8} if kind == "G" else {"ndf": 8}))
+    else:
+        kw = dict(img_resolution=32, img_channels=3, ch=8, **({"z_dim": 8} if kind == "G" else {}))
+    torch.manual_seed(0)
+    cond = _trained_like(build(arch, kind, dict(kw, c_dim=4)), 1)
+    uncond = build(arch, kind, dict(kw, c_dim=0))
+    return cond, uncond
+
+
+@pytest.mark.parametrize("arch,kind", [("stylegan2", "G"), ("stylegan2", "D"), ("dcgan", "G"), ("dcgan", "D"),
+                                       ("resnet", "G"), ("resnet", "D")])
+def test_folding_one_source_class_reproduces_it_without_labels(arch: str, kind: str) -> None:
+    from gantl.transfer.conditional import unconditional_from_class
+
+    cond, uncond = _cond_and_uncond(arch, kind)
+    cond.eval()
+    state, exact = unconditional_from_class(arch, kind, cond.state_dict(), cond.config, uncond, 2)
+    uncond.load_state_dict(state)
+    uncond.eval()
+    c = torch.nn.functional.one_hot(torch.full((4,), 2), 4).float()
+    gen = torch.Generator().manual_seed(3)
+    if kind == "G":
+        z = torch.randn(4, 8, generator=gen)
+        want, got = cond(z, c, noise_mode="const"), uncond(z, None, noise_mode="const")
+    else:
+        x = torch.randn(4, 3, cond.img_resolution, cond.img_resolution, generator=gen)
+        want, got = cond(x, c), uncond(x)
+    if exact:
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    else:  # ResNet D: spectral norm rescales the folded logit; its direction (ranking) is kept
+        assert arch == "resnet" and kind == "D"
+        assert torch.equal(torch.argsort(got.flatten()), torch.argsort(want.flatten()))
+    other = torch.nn.functional.one_hot(torch.full((4,), 0), 4).float()
+    assert not torch.allclose(cond(z, other, noise_mode="const") if kind == "G" else cond(x, other), want)
+
+
+class _Data(SimpleNamespace):
+    def __len__(self) -> int:
+        return 100
+
+
+def test_train_setup_folds_the_given_or_nearest_class(tmp_path, monkeypatch) -> None:
+    from gantl.checkpoints.format import save_checkpoint
+    from gantl.transfer import conditional
+
+    G, _ = _cond_and_uncond("resnet", "G")
+    D, _ = _cond_and_uncond("resnet", "D")
+    path = save_checkpoint(tmp_path / "cond.safetensors", {"G": G, "D": D, "G_ema": G},
+                           {"options": {"model": "resnet", "cfg": "resnet-tiny"}})
+    G.eval()
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+
+    def setup_with(source_class):
+        opts = from_dict(TrainOptions, dict(resume=str(path), model="resnet", cfg="resnet-tiny", resolution=32,
+                                            source_class=source_class))
+        data = _Data(resolution=32, num_channels=3, c_dim=0)  # only auto ranking reads it
+        return opts, build_setup(opts, need_dataset=False, dataset=data)
+
+    _, setup = setup_with("1")
+    assert setup.G.c_dim == 0
+    want = G(z, torch.nn.functional.one_hot(torch.full((3,), 1), 4).float())
+    torch.testing.assert_close(setup.G_ema.eval()(z), want, rtol=1e-4, atol=1e-4)
+    # auto: the class with the lowest FID is taken and written back into the options (config.toml)
+    monkeypatch.setattr(conditional, "rank_source_classes", lambda *a, **k: [(3, 41.0), (0, 55.0), (1, 90.0)])
+    opts, setup = setup_with("auto")
+    assert opts.source_class == "3"
+    want = G(z, torch.nn.functional.one_hot(torch.full((3,), 3), 4).float())
+    torch.testing.assert_close(setup.G_ema.eval()(z), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(Exception, match="class index or auto"):
+        setup_with("horse")

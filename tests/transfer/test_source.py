@@ -55,10 +55,15 @@ def test_resolution_mismatch_names_first_tensor_and_fix(tmp_path: Path) -> None:
 
 def test_conditioning_mismatch(tmp_path: Path) -> None:
     path = _source(tmp_path, c_dim=10)
-    with pytest.raises(SourceMismatchError) as err:
-        build_setup(_opts(resume=str(path)), need_dataset=False)
+    with pytest.raises(SourceMismatchError) as err:  # 10 source classes cannot fill 3 target classes
+        build_setup(_opts(resume=str(path), num_classes=3), need_dataset=False)
     msg = str(err.value)
     assert "G.blocks.0.bn" in msg and "--num-classes 10" in msg
+    # an unconditional target starts from one source class, which must be named (or ranked on data)
+    from gantl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--data, or give the class index"):
+        build_setup(_opts(resume=str(path)), need_dataset=False)
 
 
 def test_allow_partial_keeps_fitting_layers(tmp_path: Path) -> None:

@@ -53,6 +53,9 @@ def train(
                                                                     "freeze-mapping."),
     resume: str | None = typer.Option(None, "--resume", help="Source checkpoint or zoo name."),
     allow_partial: bool | None = typer.Option(None, "--allow-partial", help="Load only the fitting layers."),
+    source_class: str | None = typer.Option(None, "--source-class", help="Conditional source, unconditional "
+                                                                         "target: start from this source class "
+                                                                         "(index) or auto (nearest by FID)."),
     fresh_d: bool | None = typer.Option(None, "--fresh-d", help="Take only G/G_ema from --resume; D starts from "
                                                                 "its seeded init (for generator-only sources)."),
     metric: list[str] | None = typer.Option(None, "--metric", help="Metric at each snapshot (repeatable)."),
@@ -80,6 +83,7 @@ def train(
         tick_kimg=tick_kimg,
         snap_kimg=snap_kimg, seed=seed, aug=aug, ada_target=ada_target, ada_p=ada_p, ada_cap=ada_cap,
         methods=_split(method), resume=resume, allow_partial=allow_partial, fresh_d=fresh_d,
+        source_class=source_class,
         metrics=_split(metric),
         best_metric=best_metric, device=device, workers=workers, threads=threads, outdir=outdir, desc=desc,
         progress=False if no_progress else None)

@@ -160,7 +160,7 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
         from gantl.transfer.source import apply_source
 
         apply_source(source, {"G": G, "D": D, "G_ema": G_ema}, allow_partial=opts.allow_partial,
-                     fresh_d=opts.fresh_d)
+                     fresh_d=opts.fresh_d, source_class=_source_class(opts, source, G, dataset))
         if opts.fresh_d:
             # A warning, not info: an untrained D is worth seeing on the console as well as in log.txt.
             why = "the source's D is ignored" if "D" in source.tensors else "the source has no D"
@@ -175,6 +175,38 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
         G_ema = make_ema(G)
     return Setup(G=G, D=D, G_ema=G_ema, hyper=hyper, methods=methods, source=source, dataset=dataset,
                  resolution=resolution, c_dim=c_dim)
+
+
+def _source_class(opts: TrainOptions, source: Any, G: nn.Module, dataset: Any) -> int | None:
+    """The conditional source's class to start an unconditional target from (None when not needed).
+
+    ``auto`` ranks the source's classes by the FID of their samples to the target data and records
+    the pick in ``opts.source_class``, so the run's config.toml (and ``--resume-run``) keeps it.
+    """
+    from gantl.transfer.conditional import is_conditional_to_unconditional, rank_source_classes
+
+    info = source.network_info("G")
+    if not is_conditional_to_unconditional(info, G):
+        return None
+    choice = (opts.source_class or "auto").strip()
+    if choice != "auto":
+        try:
+            return int(choice)
+        except ValueError:
+            raise ConfigError(f"--source-class takes a class index or auto, not '{choice}'") from None
+    if dataset is None:
+        raise ConfigError("--source-class auto compares the source's classes with the target data: pass --data, "
+                          "or give the class index")
+    from gantl.models.registry import build
+
+    cond_G = build(info["arch"], "G", info["config"])
+    cond_G.load_state_dict(source.tensors.get("G_ema", source.tensors["G"]))
+    ranking = rank_source_classes(cond_G, dataset, num_gen=min(200, max(len(dataset), 50)), seed=opts.seed)
+    best, fid = ranking[0]
+    log.info("source class %d picked for the target (FID %.2f; next: %s)", best, fid,
+             ", ".join(f"{k}: {v:.1f}" for k, v in ranking[1:4]))
+    opts.source_class = str(best)
+    return best
 
 
 def describe_networks(setup: Setup) -> dict[str, Any]:

@@ -71,3 +71,113 @@ def is_unconditional_to_conditional(source_info: dict, target: torch.nn.Module) 
     """Whether the source network is unconditional and the target of the same arch is conditional."""
     src_c = int((source_info.get("config") or {}).get("c_dim", 0) or 0)
     return src_c == 0 and int(getattr(target, "c_dim", 0) or 0) > 0
+
+
+# ------------------------------------------------------------------ conditional source -> one class
+
+
+def is_conditional_to_unconditional(source_info: dict, target: torch.nn.Module) -> bool:
+    """Whether the source network is class-conditional and the target (same arch) is not."""
+    src_c = int((source_info.get("config") or {}).get("c_dim", 0) or 0)
+    return src_c > 0 and int(getattr(target, "c_dim", 0) or 0) == 0
+
+
+def unconditional_from_class(arch: str, kind: str, state: dict[str, torch.Tensor], config: dict,
+                             target: torch.nn.Module, k: int) -> tuple[dict[str, torch.Tensor], bool]:
+    """Fold source class ``k`` of a conditional network into the unconditional ``target``.
+
+    The label is a constant once the class is fixed, so everything it feeds becomes a constant
+    that an unconditional layer can hold: per-class BN rows become the BN affine; StyleGAN2's
+    ``[z, embed(c)]`` first mapping layer becomes a z-only layer whose bias absorbs the label
+    columns; a projection term ``<embed(c), h>`` (DCGAN, StyleGAN2's ``cmap``) is added into the
+    output layer's weights. Returns ``(state dict for target, exact)``: ``exact`` is False only
+    for the ResNet D, whose spectrally normalised 1-output layer always has unit norm, so the
+    folded logit keeps its sign and ranking but not its scale.
+    """
+    from gantl.models.registry import build
+
+    cond = build(arch, kind, config)
+    cond.load_state_dict(state)
+    cond.eval()
+    c_dim = int(config["c_dim"])
+    if not 0 <= k < c_dim:
+        from gantl.errors import ConfigError
+
+        raise ConfigError(f"source class {k} does not exist: the source has classes 0..{c_dim - 1}")
+    onehot = torch.nn.functional.one_hot(torch.tensor([k]), c_dim).float()
+    out = {key: v.clone() for key, v in target.state_dict().items()}
+    for key, value in state.items():
+        if key in out and out[key].shape == value.shape:
+            out[key] = value.clone()
+    for key in state:
+        if key.endswith(".gain.weight"):  # class-conditional batch norm -> plain batch norm
+            prefix = key[: -len(".gain.weight")]
+            if f"{prefix}.weight" in out:
+                out[f"{prefix}.weight"] = 1.0 + state[key][:, k]
+                out[f"{prefix}.bias"] = state[f"{prefix}.bias.weight"][:, k].clone()
+                for stat in ("running_mean", "running_var", "num_batches_tracked"):
+                    if f"{prefix}.norm.{stat}" in state:
+                        out[f"{prefix}.{stat}"] = state[f"{prefix}.norm.{stat}"].clone()
+    exact = True
+    with torch.no_grad():
+        if arch == "stylegan2" and kind == "G":
+            from gantl.models.layers import normalize_2nd_moment
+
+            fc_c, fc_u = cond.mapping.fc0, target.mapping.fc0
+            y = normalize_2nd_moment(cond.mapping.embed(onehot))[0]
+            w = state["mapping.fc0.weight"]
+            z = fc_u.in_features
+            out["mapping.fc0.weight"] = w[:, :z] * (fc_c.weight_gain / fc_u.weight_gain)
+            out["mapping.fc0.bias"] = state["mapping.fc0.bias"] + (w[:, z:] @ y) * fc_c.weight_gain / fc_u.bias_gain
+        elif arch == "stylegan2" and kind == "D":
+            cmap = cond.mapping(None, onehot)[0]
+            scale = 1.0 / math.sqrt(cmap.numel())
+            out["b4.out.weight"] = (cmap @ state["b4.out.weight"])[None] * scale
+            out["b4.out.bias"] = (state["b4.out.bias"] @ cmap).reshape(1) * scale
+        elif arch == "dcgan" and kind == "D":
+            last = len(cond.blocks) - 1
+            embed = state[f"blocks.{last}.embed.weight"][:, k]
+            out[f"blocks.{last}.conv.weight"] = state[f"blocks.{last}.conv.weight"] + embed[None, :, None, None]
+        elif arch == "resnet" and kind == "D":
+            last = len(cond.blocks) - 1
+            head = cond.blocks[last]
+            v = head.fc.weight[0] + head.embed.weight[:, k]  # effective (normalised) weights, summed
+            base = f"blocks.{last}.fc.parametrizations.weight"
+            out[f"{base}.original"] = v[None].clone()
+            out[f"{base}.0._u"] = torch.ones(1)
+            out[f"{base}.0._v"] = v / v.norm()
+            exact = False
+    return out, exact
+
+
+class FixedClass(torch.nn.Module):
+    """A conditional generator with its class fixed: looks unconditional to metrics and sampling."""
+
+    def __init__(self, G: torch.nn.Module, k: int) -> None:
+        super().__init__()
+        self.G, self.k = G, k
+        self.z_dim, self.c_dim = G.z_dim, 0
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                noise_mode: str = "random") -> torch.Tensor:
+        del c
+        onehot = torch.nn.functional.one_hot(torch.full((z.shape[0],), self.k), self.G.c_dim).to(z)
+        return self.G(z, onehot, truncation_psi=truncation_psi, noise_mode=noise_mode)
+
+
+def rank_source_classes(G: torch.nn.Module, target, num_gen: int = 200, num_real: int | None = 1000,
+                        seed: int = 0) -> list[tuple[int, float]]:
+    """``[(class, FID of its samples vs the target)]``, nearest first (TransferGAN's source choice).
+
+    Uses the standard FID Inception features; the target's are cached by content, so each class
+    costs ``num_gen`` generated images.
+    """
+    from gantl.metrics.api import evaluate_generator
+
+    scores = []
+    for k in range(int(G.c_dim)):
+        res = evaluate_generator(FixedClass(G, k).eval(), target, ["fid"], num_gen=num_gen, num_real=num_real,
+                                 seed=seed, progress=False)
+        scores.append((k, float(res["fid"])))
+        log.info("source class %d: FID %.2f against the target (%d generated)", k, res["fid"], num_gen)
+    return sorted(scores, key=lambda s: s[1])

@@ -180,15 +180,16 @@ def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = Fal
 
     With ``fresh_d`` the target's D is not compared (it keeps its own initialisation).
     """
-    from gantl.transfer.conditional import is_unconditional_to_conditional
+    from gantl.transfer.conditional import is_conditional_to_unconditional, is_unconditional_to_conditional
 
     for net_name, net in _target_nets(nets, fresh_d).items():
         if net_name not in source.tensors:
             if net_name == "G_ema":
                 continue  # a source without G_ema starts G_ema from its G
             raise _missing_network(source, net_name)
-        if is_unconditional_to_conditional(source.network_info(net_name), net):
-            continue  # mapped by conditional_from_unconditional, which fills every tensor it can
+        info = source.network_info(net_name)
+        if is_unconditional_to_conditional(info, net) or is_conditional_to_unconditional(info, net):
+            continue  # mapped by gantl.transfer.conditional, which fills every tensor it can
         src_arch = source.network_info(net_name).get("arch")
         from gantl.models.registry import arch_of
 
@@ -207,15 +208,24 @@ def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = Fal
 
 
 def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: bool = False,
-                 fresh_d: bool = False) -> dict[str, Any]:
+                 fresh_d: bool = False, source_class: int | None = None) -> dict[str, Any]:
     """Load the source into ``nets`` ({"G", "D", "G_ema"}), strictly unless ``allow_partial``.
 
     With ``fresh_d`` the source's D (if it has one) is ignored and ``nets["D"]`` is left
     untouched, at whatever initialisation the caller gave it. Returns the load reports per
     network loaded (what was skipped or left at initialisation).
+
+    Between conditional and unconditional networks of one architecture the tensors are mapped by
+    :mod:`gantl.transfer.conditional`: an unconditional source fills every class of a conditional
+    target; a conditional source's class ``source_class`` is folded into an unconditional target.
     """
     from gantl.checkpoints.format import load_state
-    from gantl.transfer.conditional import conditional_from_unconditional, is_unconditional_to_conditional
+    from gantl.transfer.conditional import (
+        conditional_from_unconditional,
+        is_conditional_to_unconditional,
+        is_unconditional_to_conditional,
+        unconditional_from_class,
+    )
 
     if not allow_partial:
         check_fit(source, nets, fresh_d=fresh_d)
@@ -226,7 +236,16 @@ def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: b
             tensors = source.tensors.get("G")
         if tensors is None:
             raise _missing_network(source, net_name)
-        if is_unconditional_to_conditional(source.network_info(net_name), net):
+        info = source.network_info(net_name if net_name in source.tensors else "G")
+        if is_conditional_to_unconditional(info, net):
+            if source_class is None:
+                raise ConfigError("the source is class-conditional and the target is not: pass --source-class K "
+                                  "(or auto) to start from one of its classes")
+            tensors, exact = unconditional_from_class(info["arch"], info.get("kind") or net_name[0], tensors,
+                                                      info["config"], net, source_class)
+            log.info("%s: source class %d folded into the unconditional target (%s)", net_name, source_class,
+                     "exact" if exact else "logit scale renormalised by spectral norm")
+        if is_unconditional_to_conditional(info, net):
             tensors, fresh = conditional_from_unconditional(tensors, net)
             log.info("%s: unconditional source -> %d classes: class-conditional parameters copied from the source "
                      "into every class; %d tensors start from their initialisation%s", net_name, net.c_dim,
