@@ -222,11 +222,11 @@ def train_run(cfg: DemoConfig, data: Path, runs: Path, name: str, resume: str | 
     from gantl.training.loop import train
     from gantl.training.options import TrainOptions
 
-    source_cfg = "cpu-tiny"
-    if resume is not None:
-        source_cfg = _source_preset(resume) or source_cfg
+    # Both runs train the source's architecture and preset, so the only difference is the start.
+    choices = _source_choices(cfg.source)
     opts = TrainOptions(
-        data=str(data), model="stylegan2", cfg=source_cfg, kimg=cfg.budget_kimg,
+        data=str(data), model=choices.get("model", "stylegan2"), cfg=choices.get("cfg", "cpu-tiny"),
+        kimg=cfg.budget_kimg,
         tick_kimg=max(cfg.budget_kimg / (cfg.curve_points * 2), 0.032),
         snap_kimg=cfg.budget_kimg / cfg.curve_points, seed=cfg.seed, aug="ada", ada_kimg=cfg.ada_kimg,
         ada_target=cfg.ada_target, methods=methods, resume=resume, outdir=str(runs), desc=name,
@@ -237,15 +237,11 @@ def train_run(cfg: DemoConfig, data: Path, runs: Path, name: str, resume: str | 
     return run_dir
 
 
-def _source_preset(resume: str) -> str | None:
-    """The StyleGAN2 preset a zoo source was trained with (so the target network has its shape)."""
-    from gantl.checkpoints import zoo
+def _source_choices(source: str) -> dict[str, str]:
+    """The model and preset the source was trained with (what both demo runs train)."""
+    from gantl.transfer.source import source_training_choices
 
-    try:
-        src = zoo.get_source(resume)
-    except GantlError:
-        return None
-    return src.config.get("preset")
+    return source_training_choices(source)
 
 
 def snapshots(run_dir: Path) -> list[tuple[float, Path]]:

@@ -51,6 +51,7 @@ class Capabilities:
 CAPABILITIES: dict[str, Capabilities] = {
     "stylegan2": Capabilities(has_mapping=True, supports_style_mix=True, truncation="w"),
     "dcgan": Capabilities(truncation="z"),
+    "resnet": Capabilities(truncation="z"),
 }
 
 
