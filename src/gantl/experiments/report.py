@@ -407,6 +407,16 @@ def _copy(src: Path | None, assets: Path, name: str) -> str | None:
     return f"{assets.name}/{name}"
 
 
+def _uses_features(metrics: list[str]) -> bool:
+    """Whether any metric reads the feature extractor (fid, kid, pr, ...), so naming it means something."""
+    from gantl.metrics.registry import get_metric
+
+    try:
+        return any(get_metric(m).real_features or get_metric(m).fake_features for m in metrics)
+    except Exception:  # noqa: BLE001 - a metric registered only in the process that ran it
+        return True
+
+
 def _render_html(exp: Experiment, header: list[str], rows: list[list[Any]], s_header: list[str],
                  s_rows: list[list[str]], means: dict[str, dict[str, float | None]],
                  plots: list[tuple[str, Path]]) -> str:
@@ -427,7 +437,8 @@ def _render_html(exp: Experiment, header: list[str], rows: list[list[Any]], s_he
         h.append(f"<p class='note'>Metrics {html.escape(', '.join(ev['metrics']))} on the "
                  f"{html.escape(str(ev.get('snapshots', 'final')))} snapshot(s), "
                  f"{html.escape(str(ev.get('num_gen') or 'as many as real'))} generated images vs "
-                 f"{html.escape(str(real))}; feature space {html.escape(str(ev.get('extractor')))}.</p>")
+                 f"{html.escape(str(real))}" + (f"; feature space {html.escape(str(ev.get('extractor')))}"
+                                                if _uses_features(ev["metrics"]) else "") + ".</p>")
     h.append("<h2>Per cell: mean ± std over seeds</h2>")
     h.append(_html_table(s_header, s_rows, n_keys, _best_rows(s_rows, s_header, metrics, means, cells)))
     h.append("<p class='sub'>Best cell mean per metric in <b>bold green</b>; std is the sample standard deviation "
