@@ -165,6 +165,19 @@ def test_a_run_dir_trained_with_other_options_is_refused(tiny_dataset, tmp_path)
         run_experiment(changed, out, progress=False)
 
 
+def test_option_bundles_form_one_factor(tiny_dataset, tmp_path):
+    text = grid_text(tiny_dataset, grid='init = [{name = "scratch", resume = ""}, '
+                                        '{name = "G-only", fresh_d = true}, {name = "G+D"}]')
+    grid = grid_mod.load_grid(write_grid(tmp_path / "grid.toml", text), tmp_path / "exp")
+    runs = grid.runs(tmp_path / "exp")
+    assert [r.name for r in runs] == ["000-init=scratch-s0", "001-init=G-only-s0", "002-init=G+D-s0"]
+    assert [(r.opts.resume, r.opts.fresh_d) for r in runs] == [
+        (None, False), ("cifar9-stylegan2-32", True), ("cifar9-stylegan2-32", False)]
+    bad = text.replace("fresh_d = true", "fresh_dd = true")
+    with pytest.raises(ConfigError, match=r"unknown option 'fresh_dd' in \[grid\] init"):
+        grid_mod.load_grid(write_grid(tmp_path / "bad.toml", bad), tmp_path / "exp")
+
+
 def test_cell_labels_are_short_safe_and_deterministic():
     assert grid_mod.cell_label({"methods": ["freezed:2", "finetune"], "resume": None}) == \
         "methods=freezed2+finetune-resume=none"

@@ -14,6 +14,8 @@
     [grid]                      # option -> values; the cells are the product, in this order
     aug = ["none", "ada", "diffaugment"]
     subset = [100, 250, 500, 1000]
+    # a factor that is several options at once: a list of tables, each optionally named
+    # init = [{name = "scratch", resume = ""}, {name = "G-only", fresh_d = true}, {name = "G+D"}]
 
     [eval]                      # measured on each run's final snapshot (or every one)
     metrics = ["fid", "kid"]
@@ -125,6 +127,10 @@ def value_label(value: Any) -> str:
     """A short, filesystem-safe label for a grid value (lists joined by '+', None/empty as 'none')."""
     if value is None or value == "" or value == []:
         return "none"
+    if isinstance(value, dict):  # an option bundle: its name, else its options
+        named = value.get("name")
+        return value_label(named if named is not None else
+                           "+".join(f"{k}{value_label(v)}" for k, v in value.items()) or "base")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
@@ -148,9 +154,22 @@ def cell_label(values: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------- loading
 
 
+def is_bundle_factor(values: Any) -> bool:
+    """A grid key whose values are all tables: each table is a bundle of options set together
+    (``init = [{name = "scratch"}, {name = "G only", resume = "...", fresh_d = true}]``) — for
+    factors that are not one option, like TransferGAN's G/D-initialisation matrix."""
+    return isinstance(values, list) and bool(values) and all(isinstance(v, dict) for v in values)
+
+
 def build_options(base: dict[str, Any], values: dict[str, Any], seed: int, out_dir: str | Path) -> TrainOptions:
     """TrainOptions of one run: ``[base]``, then the cell's grid values, then seed/outdir/progress."""
-    data = {**copy.deepcopy(base), **copy.deepcopy(values), "seed": seed, "outdir": str(out_dir), "progress": False}
+    data = copy.deepcopy(base)
+    for key, value in values.items():
+        if isinstance(value, dict):  # an option bundle: its options, without its label
+            data.update({k: copy.deepcopy(v) for k, v in value.items() if k != "name"})
+        else:
+            data[key] = copy.deepcopy(value)
+    data.update(seed=seed, outdir=str(out_dir), progress=False)
     return from_dict(TrainOptions, data)
 
 
@@ -161,15 +180,18 @@ def _where(key: str, grid: dict[str, Any]) -> str:
 def _check_options(base: dict[str, Any], grid: dict[str, list[Any]], seeds: list[int]) -> None:
     """Build every cell's options (so type, choice and cross-option checks run) and fail on the first."""
     fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    for section, table in (("base", base), ("grid", grid)):
+    bundles = {f"[grid] {key}": {k: None for v in values for k in v if k != "name"}
+               for key, values in grid.items() if is_bundle_factor(values)}
+    plain = {k: v for k, v in grid.items() if not is_bundle_factor(v)}
+    for section, table in (("[base]", base), ("[grid]", plain), *bundles.items()):
         for key in table:
             name = key.replace("-", "_")
             if name in _OWNED:
-                raise ConfigError(f"[{section}] {key}: {_OWNED[name]}; remove it from [{section}]")
+                raise ConfigError(f"{section} {key}: {_OWNED[name]}; remove it from {section}")
             if name not in fields:
                 close = difflib.get_close_matches(name, sorted(fields), n=3)
                 hint = f"did you mean {' or '.join(close)}?" if close else "see `gantl train --help`"
-                raise ConfigError(f"unknown option '{key}' in [{section}] (not a gantl train option / config.toml "
+                raise ConfigError(f"unknown option '{key}' in {section} (not a gantl train option / config.toml "
                                   f"key); {hint}")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:

@@ -162,6 +162,8 @@ def _fmt(value: Any) -> str:
 def _value_text(value: Any) -> str:
     if value is None or value == "" or value == []:
         return "none"
+    if isinstance(value, dict):  # an option bundle from the grid
+        return str(value.get("name") or ", ".join(f"{k}={_value_text(v)}" for k, v in value.items()))
     if isinstance(value, (list, tuple)):
         return "+".join(map(str, value))
     return str(value)
