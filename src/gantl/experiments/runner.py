@@ -400,4 +400,5 @@ class _Bar:
 
     def close(self) -> None:
         if self.progress is not None:
+            self.progress.update(self.task, description="finished")
             self.progress.stop()
