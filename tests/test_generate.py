@@ -17,7 +17,7 @@ from gantl.cli import app
 from gantl.data.dataset import ImageDataset
 from gantl.errors import CheckpointError, ConfigError
 from gantl.models import presets
-from gantl.models.registry import build
+from gantl.models.registry import ARCHS, build, capabilities
 
 SG2 = "cifar9-stylegan2-32"
 DCGAN = "cifar9-dcgan-32"
@@ -174,3 +174,28 @@ def test_run_dir_resolves_to_best_else_newest_snapshot(tmp_path):
     shutil.copyfile(zoo_file, run / "best.safetensors")
     assert gen.resolve_checkpoint(run).name == "best.safetensors"
     assert gen.load_generator(run).network == "G_ema"
+
+
+@pytest.mark.parametrize("arch", sorted(a for a in ARCHS if not capabilities(a).has_mapping))
+def test_every_family_without_a_w_space_generates_through_its_declared_capabilities(arch, tmp_path):
+    """Families are reached through the registry only: a random-init conditional G of each one
+    samples, truncates (as its capabilities say), interpolates, exports labels and refuses style mixing."""
+    torch.manual_seed(0)
+    G = build(arch, "G", {"img_resolution": 32, "c_dim": 2})
+    path = save_checkpoint(tmp_path / f"{arch}.safetensors", {"G_ema": G}, {"kimg": 0})
+    g = gen.load_generator(path)
+    assert g.arch == arch and g.c_dim == 2
+    if capabilities(arch).truncation == "z":
+        r = gen.generate_images(g, [0, 1], tmp_path / "s", psi=0.5, cls=1)
+        assert r.notes == [f"{arch} has no w space; --trunc 0.5 scales z toward 0 instead"]
+        assert Image.open(r.grid).size == (64, 32)  # 2 seeds side by side
+    else:
+        with pytest.raises(ConfigError, match="no w space and no truncation"):
+            gen.generate_images(g, [0, 1], tmp_path / "s", psi=0.5)
+    gen.interpolate(g, 0, 1, 4, tmp_path / "i", cls=0)
+    assert Image.open(tmp_path / "i" / "interp.gif").n_frames == 4
+    with pytest.raises(ConfigError, match="no per-layer styles"):
+        gen.style_mix(g, [0], [1], tmp_path / "m")
+    gen.export_dataset(g, 3, tmp_path / "x.zip", progress=False)
+    ds = ImageDataset(tmp_path / "x.zip", use_labels=True, progress=False)
+    assert len(ds) == 3 and ds.c_dim == 2
