@@ -199,3 +199,18 @@ def test_every_family_without_a_w_space_generates_through_its_declared_capabilit
     gen.export_dataset(g, 3, tmp_path / "x.zip", progress=False)
     ds = ImageDataset(tmp_path / "x.zip", use_labels=True, progress=False)
     assert len(ds) == 3 and ds.c_dim == 2
+
+
+def test_a_conditional_run_dir_generates_a_class_by_its_name(tiny_dataset, tmp_path):
+    """Training records the dataset's class names in the snapshot, so --class takes a name."""
+    result = runner.invoke(app, ["train", "--data", str(tiny_dataset), "--cond", "--cfg", "cpu-tiny", "--kimg", "0.008",
+                                 "--batch", "8", "--tick", "0.008", "--outdir", str(tmp_path / "runs"),
+                                 "--no-progress", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    run_dir = next((tmp_path / "runs").iterdir())
+    g = gen.load_generator(run_dir)
+    assert g.class_names == ["a", "b"]
+    out = runner.invoke(app, ["generate", str(run_dir), "--seeds", "0-1", "--class", "b", "--out", str(tmp_path / "b"),
+                              "--device", "cpu"])
+    assert out.exit_code == 0, out.output
+    assert len(list((tmp_path / "b").glob("seed*.png"))) == 2

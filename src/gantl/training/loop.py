@@ -583,6 +583,8 @@ class Trainer:
         return {"kimg": self.cur_nimg / 1000, "cur_nimg": self.cur_nimg,
                 "dataset": getattr(ds, "name", None),
                 "dataset_hash": ds.content_hash() if hasattr(ds, "content_hash") else None,
+                # the label order G was trained with, so `gantl generate --class horse` can name classes
+                "class_names": list(getattr(ds, "class_names", None) or []) if self.setup.c_dim else None,
                 "options": to_dict(self.opts), "hyper": to_dict(self.hyper),
                 "methods": [getattr(m, "spec", lambda m=m: m.name)() for m in self.methods],
                 "source": str(self.setup.source.path) if self.setup.source is not None else None}
