@@ -154,12 +154,19 @@ def test_a_bad_grid_is_refused_before_anything_runs(tiny_dataset, tmp_path, edit
     assert not out.exists()
 
 
-def test_a_run_dir_trained_with_other_options_is_refused(tiny_dataset, tmp_path):
+def test_changed_eval_reevaluates_and_changed_options_are_refused(tiny_dataset, tmp_path):
     out = tmp_path / "exp"
     grid = write_grid(tmp_path / "grid.toml", grid_text(tiny_dataset, grid='subset = [16]'))
     run_experiment(grid, out, progress=False)
     changed = write_grid(tmp_path / "grid2.toml",
                          grid_text(tiny_dataset, grid='subset = [16]', extra_base="glr = 0.01"))
+    # a changed [eval] only measures again: nothing is trained, the new result is added
+    snaps = sorted(p.name for p in (out / "000-subset=16-s0").glob("snapshot-*"))
+    other_eval = write_grid(tmp_path / "grid3.toml",
+                            grid_text(tiny_dataset, grid='subset = [16]').replace("iw_steps = 4", "iw_steps = 3"))
+    assert [o.action for o in run_experiment(other_eval, out, progress=False).outcomes] == ["evaluate"]
+    assert sorted(p.name for p in (out / "000-subset=16-s0").glob("snapshot-*")) == snaps
+    assert len((out / "000-subset=16-s0" / "eval.jsonl").read_text().splitlines()) == 2
     with pytest.raises(ConfigError, match=r"000-subset=16-s0 was trained with glr = unset \(the preset's "
                                           r"value\), the grid now says 0.01"):
         run_experiment(changed, out, progress=False)
