@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import posixpath
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -98,6 +99,12 @@ class DatasetWriter:
         self.count = 0
 
     def add(self, name: str, png: bytes, label: int | None = None) -> None:
+        """Store one image under the relative ``name``; a name that could escape ``--out`` is refused.
+
+        Callers build names with :func:`output_name`, which already sanitises the class; checking
+        here too means no future caller can write ``../x.png`` or ``/x.png`` into a folder or zip.
+        """
+        check_member_name(name)
         if self._zip is not None:
             self._zip.writestr(name, png)  # PNG is already deflated; storing avoids a second pass
         else:
@@ -132,13 +139,52 @@ def check_output(out: Path) -> None:
         raise DatasetError(f"'{out}' is an existing file; --out must be a .zip or a folder")
 
 
+def check_member_name(name: str) -> str:
+    """Refuse a dataset member name that is absolute, climbs (``..``) or has empty/``.`` parts.
+
+    Dataset zips are unpacked by other tools (NVIDIA's loader, ``unzip``); a member named
+    ``../x.png`` or ``/x.png`` would write outside wherever they are unpacked (zip slip), and in a
+    folder dataset it would write outside ``--out``. Returns the name unchanged when it is safe.
+    """
+    parts = name.split("/")
+    if (not name or "\\" in name or "\0" in name or any(p in ("", ".", "..") for p in parts)
+            or posixpath.isabs(name) or (len(parts[0]) == 2 and parts[0][1] == ":")):
+        raise DatasetError(f"refusing to write dataset member {name!r}: names must be relative paths without "
+                           "'..', '.' or empty parts; rename the source file or folder")
+    return name
+
+
+def safe_relpath(file: str) -> str:
+    """A source item's path made safe to build output names from: relative, normalised, no ``..``.
+
+    Zip members and other untrusted names can be ``../../evil.png``, ``/abs/path.png`` or
+    ``good/../../../x.png``. We normalise as an extractor would (backslashes to ``/``, ``a/../b`` to
+    ``b``), then drop whatever still points above the root (leading ``/``, ``..`` and drive letters
+    such as ``C:``), so the result always lies inside the output: ``../../evil.png`` -> ``evil.png``,
+    ``/abs/path.png`` -> ``abs/path.png``, ``good/../../../x.png`` -> ``x.png``.
+    """
+    norm = posixpath.normpath(file.replace("\\", "/").replace("\0", ""))
+    parts = [p for p in norm.split("/") if p not in ("", ".", "..")]
+    if parts and len(parts[0]) == 2 and parts[0][1] == ":":  # a Windows drive, "C:"
+        parts = parts[1:]
+    return "/".join(parts)
+
+
 def output_name(index: int, label_name: str | None) -> str:
     """``img00000012.png`` (or ``<class>/img00000012.png`` with labels), as dataset_tool names them."""
     name = f"img{index:08d}.png"
-    return f"{label_name}/{name}" if label_name is not None else name
+    if label_name is None:
+        return name
+    if label_name in ("", ".", "..") or "/" in label_name or "\\" in label_name:
+        raise DatasetError(f"class name {label_name!r} cannot be a folder name; rename the source's sub-folder")
+    return check_member_name(f"{label_name}/{name}")
 
 
 def class_of(file: str) -> str | None:
-    """The first folder of a relative path (its class), or None for a top-level file."""
-    parts = file.replace("\\", "/").split("/")
+    """The first folder of a relative path (its class), or None for a top-level file.
+
+    The path is sanitised first (:func:`safe_relpath`), so a class is never ``""`` or ``".."``:
+    ``/abs/x.png`` is class ``abs`` and ``../../x.png`` is a top-level file.
+    """
+    parts = safe_relpath(file).split("/")
     return parts[0] if len(parts) > 1 else None
