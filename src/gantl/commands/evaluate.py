@@ -64,6 +64,7 @@ def evaluate(
     extractor: str = typer.Option("inception-v3-fid", "--extractor", help="Feature space for fid/kid/pr/dc/mem."),
 ) -> None:
     """Evaluate generated images against real ones."""
+    from gantl.metrics.api import check_numbers
     from gantl.metrics.api import evaluate as run_evaluate
     from gantl.metrics.registry import get_metric
     from gantl.metrics.runs import SNAPSHOT_GLOB, evaluate_run
@@ -74,6 +75,7 @@ def evaluate(
     if "cls" in names and not (cls_data and cls_target):
         raise MetricError("--metrics cls needs --cls-data (labelled dataset) and --cls-target (class name)")
     options = {"cls_data": cls_data, "cls_target": cls_target, "iw_steps": iw_steps, "mem_ratio": mem_ratio}
+    check_numbers(num_gen=num_gen, num_real=num_real, batch=batch, options=options)  # before any slow work
     fake_path = Path(fake)
     target_dir = out_dir or (json_out.parent if json_out else Path("."))
     kwargs = dict(num_real=num_real, mode=mode, backend=backend, batch=batch, device=_pick_device(device), seed=seed,

@@ -27,6 +27,34 @@ from gantl.metrics.registry import FEATURES, FID_EXTRACTOR, IS_EXTRACTOR, Metric
 log = logging.getLogger(__name__)
 
 DEFAULT_NUM_GEN = 5000
+#: FID/KID/PR need a covariance or a neighbour: fewer than two images per side gives no number.
+MIN_IMAGES = 2
+
+
+def check_numbers(*, num_gen: int | None = None, num_real: int | None = None, batch: int | None = None,
+                  options: dict[str, Any] | None = None) -> None:
+    """Refuse counts that cannot give a real number, in one line naming the CLI option and its range.
+
+    Before this check ``-n 0`` and ``--batch -1`` died deep in feature extraction with a
+    ``KeyError: 'features'``, ``--batch 0`` with a ``ValueError`` from ``range``, and ``-n -8`` /
+    ``--num-real -3`` silently sliced a couple of images and reported a meaningless FID.
+    """
+    import math
+
+    def _int(value: Any, flag: str, lo: int) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < lo:
+            raise MetricError(f"{flag} is {value!r}; it must be a whole number >= {lo}")
+
+    _int(num_gen, "--num-gen/-n (generated images)", MIN_IMAGES)
+    _int(num_real, "--num-real (real images)", MIN_IMAGES)
+    _int(batch, "--batch (images per batch)", 1)
+    opts = options or {}
+    _int(opts.get("iw_steps"), "--iw-steps (critic training steps)", 1)
+    ratio = opts.get("mem_ratio")
+    if ratio is not None and not (isinstance(ratio, int | float) and math.isfinite(ratio) and ratio > 0):
+        raise MetricError(f"--mem-ratio is {ratio!r}; it must be a finite number > 0 (e.g. 0.5)")
 
 
 def open_dataset(spec, *, use_labels: bool = True):
@@ -100,6 +128,7 @@ def evaluate_batches(real, fake_batches: Iterator[torch.Tensor], num_fake: int |
                      extractor: str = FID_EXTRACTOR) -> dict[str, float]:
     """Core of every entry point: uint8 NCHW generated batches in, ``{key: float}`` out. ``extractor``
     is the feature space of FID/KID/PR/DC/memorization (any name in the extractor registry)."""
+    check_numbers(num_real=num_real, batch=batch, options=options)
     specs, real_x, fake_x, keep = _plan(metrics, extractor)
     dataset = open_dataset(real)
     extractors = _make_extractors(real_x | fake_x, mode, backend, is_weights)
@@ -161,6 +190,7 @@ def evaluate_generator(G: torch.nn.Module, real_dataset, metrics: Sequence[str],
                        truncation_psi: float = 1.0, **kwargs) -> dict[str, float]:
     """Metrics of generator ``G`` against ``real_dataset`` (what the training loop calls at snapshots).
     ``num_gen`` defaults to the number of real images (at most 50,000)."""
+    check_numbers(num_gen=num_gen, batch=batch, num_real=kwargs.get("num_real"), options=kwargs.get("options"))
     dataset = open_dataset(real_dataset)
     num = int(num_gen or min(len(dataset), 50_000))
     labels = np.asarray(dataset.labels) if getattr(dataset, "c_dim", 0) else None
@@ -200,6 +230,7 @@ def evaluate(real, fake, metrics: Sequence[str], num_gen: int | None = None, *, 
     ClassifierSettings, e.g. iw_steps, cls_steps), ``out_dir``, ``progress``, ``is_weights``, ``use_cache``.
     Returns ``{"fid": ..., "kid": ..., "precision": ...}``.
     """
+    check_numbers(num_gen=num_gen, batch=batch, num_real=kwargs.get("num_real"), options=kwargs.get("options"))
     if isinstance(fake, torch.nn.Module):
         return evaluate_generator(fake, real, metrics, num_gen, batch=batch, device=device, seed=seed, **kwargs)
     if callable(fake) and not isinstance(fake, str | os.PathLike) and not hasattr(fake, "content_hash"):
