@@ -12,6 +12,7 @@ Field metadata understood here (use :func:`option` to set it):
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
@@ -73,7 +74,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
-        items = [_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value)]
+        items = [_coerce(v, elem, f"{key}[{i}]") for i, v in enumerate(value)]  # floats checked finite there
         return items if origin is list else tuple(items)
     if origin is dict:
         if not isinstance(value, dict):
@@ -96,6 +97,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             as_float = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"config key '{key}' must be an integer, got {value!r}") from None
+        if not math.isfinite(as_float):  # int(inf) raises OverflowError, int(nan) ValueError
+            raise ConfigError(f"config key '{key}' must be a finite integer, got {value!r}")
         if as_float != int(as_float):
             raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
         return int(as_float)
@@ -103,14 +106,26 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"config key '{key}' must be a number, got {value!r}") from None
+        _check_finite(number, key)
+        return number
     if tp is str:
         return str(value)
     if tp is Path:
         return Path(value)
     return value
+
+
+def _check_finite(value: float, key: str) -> None:
+    """Refuse nan and +-inf: no option means anything at them, and bounds checks let nan through.
+
+    ``nan < min`` and ``nan > max`` are both false, so ``--kimg nan`` passed every bound and crashed
+    the training loop (after creating a run dir); ``inf`` passed ``min=0`` with no ``max``.
+    """
+    if not math.isfinite(value):
+        raise ConfigError(f"config key '{key}' is {value}; give a finite number")
 
 
 def _check_field(f: dataclasses.Field, value: Any, key: str) -> None:
@@ -123,6 +138,7 @@ def _check_field(f: dataclasses.Field, value: Any, key: str) -> None:
                 raise ConfigError(f"config key '{key}' has value {v!r}; allowed values: {allowed}")
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_finite(value, key)
         if lo is not None and value < lo:
             raise ConfigError(f"config key '{key}' is {value}, below the minimum {lo}")
         if hi is not None and value > hi:

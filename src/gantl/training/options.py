@@ -96,6 +96,9 @@ class TrainOptions:
     grid_size: int = option(8, min=1, max=32, help="Fakes grid is N x N images.")
 
     def check(self) -> None:
+        if self.kimg <= 0:  # the loop would stop before its first step: exit 0, no snapshot, nothing learnt
+            raise ConfigError(f"kimg is {self.kimg:g}, so nothing would train and no snapshot would be written; "
+                              "give --kimg > 0 (e.g. --kimg 0.5), or --dry-run to only build the networks")
         for key in ("g_betas", "d_betas"):
             value = getattr(self, key)
             if value is not None and (len(value) != 2 or not all(0 <= b < 1 for b in value)):
