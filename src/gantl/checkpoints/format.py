@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -317,6 +318,90 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, di
     return meta, raw
 
 
+#: Upper bounds for architecture numbers read from a file's metadata, by config key (at any depth).
+#: Several times beyond any published GAN, yet small enough that a damaged or hostile file cannot make
+#: a network constructor allocate gigabytes or loop over millions of layers.
+ARCH_LIMITS: dict[str, int] = {
+    "img_resolution": 4096, "img_channels": 16, "num_layers": 64, "z_dim": 1 << 16, "w_dim": 1 << 16,
+    "c_dim": 1 << 16, "cmap_dim": 1 << 16, "channel_base": 1 << 17, "channel_max": 1 << 14, "ngf": 1 << 14,
+    "ndf": 1 << 14, "ch": 1 << 14, "num_fp16_res": 16, "mbstd_group_size": 1 << 12, "mbstd_num_channels": 1 << 10,
+}
+ARCH_INT_MAX = 1 << 20  # any other integer in an architecture config
+ARCH_LIST_MAX = 1024  # entries of any list in an architecture config
+#: A network may have this many more parameters than the file holds values for it (allow_partial slack);
+#: beyond that its metadata describes something the file is not, and we refuse before allocating.
+PARAM_SLACK = 16_000_000
+
+
+def _check_arch_values(value: Any, where: str, path: Path, net: str) -> None:
+    """Bounds on every number and list in a stored architecture config (recursively)."""
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: the architecture of '{net}' has {where} {why}; the metadata is damaged "
+                               "or not from gantl, so no network is built from it")
+
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_arch_values(item, f"{where}.{key}" if where else str(key), path, net)
+    elif isinstance(value, list):
+        if len(value) > ARCH_LIST_MAX:
+            raise bad(f"a list of {len(value)} entries (at most {ARCH_LIST_MAX})")
+        for i, item in enumerate(value):
+            _check_arch_values(item, f"{where}[{i}]", path, net)
+    elif isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    elif isinstance(value, int):
+        limit = ARCH_LIMITS.get(where.rsplit(".", 1)[-1], ARCH_INT_MAX)
+        if not -ARCH_INT_MAX <= value <= limit:
+            raise bad(f"= {value} (allowed up to {limit})")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise bad(f"= {value} (must be a finite number)")
+    else:
+        raise bad(f"a value of type {type(value).__name__}")
+
+
+def estimate_parameters(arch: str, kind: str, config: Mapping[str, Any]) -> int:
+    """Parameter count of the network ``config`` describes, without allocating it.
+
+    The network is constructed on PyTorch's ``meta`` device (shapes only, no storage), inside a forked
+    RNG so that loading a checkpoint never moves the global random state (resume stays exact).
+    """
+    from gantl.models.registry import network_class
+
+    cls = network_class(arch, kind)
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        module = cls(**dict(config))
+    return sum(p.numel() for p in module.parameters())
+
+
+def check_network_record(path: str | os.PathLike[str], net: str, info: Mapping[str, Any],
+                         stored_values: int) -> int:
+    """Refuse a network record whose architecture is out of bounds or far larger than the file's tensors.
+
+    A 40 KB file with ``channel_base=2**30`` in its metadata once made ``gantl eval`` try to
+    allocate 4 GB and die in the allocator. Returns the estimated parameter count.
+    """
+    path = Path(path)
+    arch, config = info.get("arch"), info.get("config")
+    if not arch or config is None:
+        return 0  # not rebuildable anyway; Checkpoint.build says so
+    if not isinstance(config, Mapping):
+        raise CheckpointError(f"{path}: the architecture config of '{net}' is not a table; the metadata is damaged")
+    _check_arch_values(config, "", path, net)
+    kind = info.get("kind") or ("D" if net.startswith("D") else "G")
+    try:
+        count = estimate_parameters(str(arch), str(kind), config)
+    except Exception as exc:  # noqa: BLE001 - any constructor error means the record does not describe a network
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{path}: the metadata of '{net}' does not describe a buildable {arch} {kind} "
+                              f"({type(exc).__name__}: {first}); the file is damaged or from another version") from None
+    if count > 4 * stored_values + PARAM_SLACK:
+        raise CheckpointError(f"{path}: the metadata of '{net}' describes a network of {count:,} parameters "
+                              f"(~{count * 4 / 2**30:.1f} GiB) but the file holds {stored_values:,} values for it; "
+                              "refusing to allocate it: the metadata is damaged or hostile")
+    return count
+
+
 def is_safetensors_head(head: bytes, file_size: int) -> bool:
     """True when ``head`` (a file's first 9 bytes) opens a safetensors file: a little-endian u64
     header length that fits the file, then the JSON header's ``{``. Checked before any pickle sniff,
@@ -344,9 +429,15 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{path} is a safetensors file without gantl metadata; "
                               "load its tensors with safetensors.torch.load_file or import it")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path} has no valid format_version in its gantl metadata (found {version!r}); "
+                              "the file is damaged or was not written by gantl")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} uses checkpoint format {version}, newer than this gantl reads "
                               f"({FORMAT_VERSION}); upgrade gantl")
+    records = meta.get("networks") or {}
+    if not isinstance(records, Mapping):
+        raise CheckpointError(f"{path}: 'networks' in the gantl metadata is not a table; the file is damaged")
     try:
         flat = load_file(str(path))
     except Exception as exc:  # noqa: BLE001
@@ -357,8 +448,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         if not sep or not rest:
             raise CheckpointError(f"{path}: tensor '{key}' is not named '<network>.<name>'; not a gantl checkpoint")
         tensors.setdefault(net, {})[rest] = tensor
-    for net in meta.get("networks") or {}:
+    for net, info in records.items():
         tensors.setdefault(net, {})  # a network with no tensors at all (rare) still shows up
+        if not isinstance(info, Mapping):
+            raise CheckpointError(f"{path}: the record of network '{net}' is not a table; the file is damaged")
+        check_network_record(path, net, info, sum(t.numel() for t in tensors[net].values()))
     return Checkpoint(path=path, tensors=tensors, metadata=meta)
 
 
