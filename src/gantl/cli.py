@@ -68,6 +68,14 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         typer.secho(f"error: {exc.message}", err=True, fg="red")
         sys.exit(exc.exit_code)
+    except OSError as exc:  # disk full / permission lost in any command: one line, not a traceback
+        from gantl.rundir import storage_error
+
+        error = storage_error(exc, None)
+        if error is None or _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.secho(f"error: {error.message}", err=True, fg="red")
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         sys.exit(130)

@@ -68,6 +68,18 @@ class MetricError(GantlError):
     exit_code = 7
 
 
+class StorageError(GantlError):
+    """The disk is full or a file cannot be written (permissions, read-only); says what to free or fix."""
+
+    exit_code = 8
+
+
+class RunDirLockedError(GantlError):
+    """Another process is writing to the same run directory."""
+
+    exit_code = 9
+
+
 def require(module: str, extra: str):
     """Import an optional dependency or raise a one-line error naming the extra to install."""
     import importlib

@@ -162,13 +162,13 @@ def test_partial_load_lists_exactly_what_was_skipped(caplog: pytest.LogCaptureFi
 def test_interrupted_write_keeps_the_old_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = save_checkpoint(tmp_path / "snap.safetensors", {"G": _randomise(Net(), 1)}, {"kimg": 1})
     original = path.read_bytes()
-    import safetensors.torch
+    import gantl.checkpoints.format as fmt
 
-    def crash(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"half a file")
+    def crash(tmp, data, final=None):  # the bytes writer every checkpoint and state file goes through
+        Path(tmp).write_bytes(b"half a file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safetensors.torch, "save_file", crash)
+    monkeypatch.setattr(fmt, "write_bytes_to", crash)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"G": _randomise(Net(), 2)}, {"kimg": 2})
     assert path.read_bytes() == original and os.listdir(tmp_path) == ["snap.safetensors"]

@@ -20,6 +20,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -55,7 +56,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # name the file we meant to write, not a random temporary name
+        exc.filename = os.fspath(path)
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -75,6 +80,25 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], Any]) -> 
     except OSError:  # pragma: no cover - e.g. Windows
         pass
     return path
+
+
+def write_bytes_to(tmp: Path, data: bytes | memoryview, final: str | os.PathLike[str] | None = None) -> None:
+    """Write ``data`` with Python's file API so a full disk or a lost permission is an ``OSError``.
+
+    ``safetensors.save_file`` reports a full disk as ``SafetensorError`` and ``torch.save`` as
+    ``RuntimeError: unexpected pos`` (no errno, no file name: the 71-line traceback of issue 14);
+    serialising in memory first and writing here gives ``OSError(ENOSPC, ..., final)`` that the
+    training loop turns into one line saying what to free and how to resume.
+    """
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        if final is not None:
+            exc.filename = os.fspath(final)
+        raise
 
 
 # --------------------------------------------------------------------------------------------- saving
@@ -141,7 +165,7 @@ def save_checkpoint(path: str | os.PathLike[str], nets: Mapping[str, nn.Module],
     ``metadata`` must be JSON-able; ``networks`` (arch/kind/config per net), ``format``,
     ``format_version`` and ``gantl_version`` are filled in. Returns ``path``. The write is atomic.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if not nets:
         raise CheckpointError("save_checkpoint needs at least one network")
@@ -154,7 +178,8 @@ def save_checkpoint(path: str | os.PathLike[str], nets: Mapping[str, nn.Module],
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint metadata is not JSON-serialisable ({exc}); store plain values") from None
     tensors = checkpoint_tensors(nets)
-    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: text, "format": "pt"}))
+    data = save(tensors, metadata={METADATA_KEY: text, "format": "pt"})
+    return atomic_write(path, lambda tmp: write_bytes_to(tmp, data, path))
 
 
 # --------------------------------------------------------------------------------------------- loading
@@ -470,7 +495,9 @@ def _numpy_safe_globals() -> list[Any]:
 
 def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
     """Write optimizer/RNG/augment/... state with ``torch.save`` (atomic). Only tensors and plain data."""
-    return atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+    buf = io.BytesIO()
+    torch.save(dict(state), buf)
+    return atomic_write(path, lambda tmp: write_bytes_to(tmp, buf.getbuffer(), path))
 
 
 def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -461,27 +461,36 @@ class Trainer:
 
     # -- main loop ---------------------------------------------------------------------------
     def train(self) -> Path | None:
-        """Train until ``opts.kimg``; returns the run dir (None on non-zero ranks)."""
+        """Train until ``opts.kimg``; returns the run dir (None on non-zero ranks).
+
+        The main process holds the run dir's lock while it writes (a second writer is refused in one
+        line), and a full disk or a lost write permission ends the run with a one-line StorageError
+        saying what to free or fix and how to resume; snapshots already written stay intact.
+        """
+        from gantl.rundir import RunDirLock, attach_log_file, detach_log_file, make_run_dir, storage_error
+
         opts = self.opts
         main = self.dist.is_main
-        if main and self.run_dir is None:
-            from gantl.rundir import make_run_dir
-
-            desc = run_description(opts, getattr(self.setup.dataset, "name", "data"))
-            self.run_dir = make_run_dir(Path(opts.outdir), desc, opts)
-        log_handler = None
-        if main:
-            from gantl.rundir import attach_log_file
-
-            log_handler = attach_log_file(self.run_dir, held=self._setup_records)
-            self._setup_records = []
+        log_handler, lock = None, None
         try:
+            if main and self.run_dir is None:
+                desc = run_description(opts, getattr(self.setup.dataset, "name", "data"))
+                self.run_dir = make_run_dir(Path(opts.outdir), desc, opts)
+            if main:
+                lock = RunDirLock(self.run_dir).acquire()
+                log_handler = attach_log_file(self.run_dir, held=self._setup_records)
+                self._setup_records = []
             return self._train_logged(main)
+        except OSError as exc:
+            error = storage_error(exc, self.run_dir)
+            if error is None:
+                raise
+            raise error from exc
         finally:
             if log_handler is not None:
-                from gantl.rundir import detach_log_file
-
                 detach_log_file(log_handler)
+            if lock is not None:
+                lock.release()
 
     def _train_logged(self, main: bool) -> Path | None:
         """The body of :meth:`train`, once the run dir and its log file exist."""
