@@ -16,8 +16,10 @@ import hashlib
 import itertools
 import logging
 import os
+import threading
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +43,9 @@ class HttpConfig:
     retries: int = option(2, min=0, max=10, help="Extra attempts after a timeout, dropped connection or HTTP 5xx/429.")
     backoff: float = option(1.0, min=0.0, help="Seconds before the first retry; doubles each time.")
     max_bytes: int = option(30_000_000, min=1, help="Refuse downloads larger than this many bytes.")
+    max_seconds: float = option(60.0, min=0.1, max=86_400, help="Give up one download attempt after this many "
+                                                                "seconds in total (a server dripping bytes "
+                                                                "never trips the per-read timeout).")
     concurrency: int = option(4, min=1, max=32, help="Downloads in flight at once.")
     user_agent: str = option("gantl-curate/0.1 (+https://github.com/gantl)", help="HTTP User-Agent header.")
 
@@ -166,9 +171,105 @@ def _cache_name(url: str) -> str:
     return hashlib.sha1(url.encode("utf-8")).hexdigest()[:20] + ".img"
 
 
-def fetch(url: str, dest: Path, cfg: HttpConfig) -> Download:
-    """Download one URL into ``dest`` (http/https only) with a size cap, type check and retries."""
+class _TooSlow(Exception):
+    """One attempt ran past ``HttpConfig.max_seconds``."""
+
+
+def _read_body(resp: Any, cfg: HttpConfig, deadline: float, cancel: threading.Event) -> bytes | str:
+    """The raw body, or a failure reason, checking the size cap and the deadline after every read.
+
+    ``read1`` returns after one socket read (at most ``cfg.timeout``), so a server that sends one
+    byte every few seconds is stopped at the deadline; ``iter_content`` would keep filling a 64 KB
+    chunk for days. Reads are undecoded (we ask for ``identity``); a compressed body is inflated
+    afterwards under the same ``max_bytes`` cap, so a gzip bomb is refused too.
+    """
+    raw = resp.raw
+    read1 = getattr(raw, "read1", None)
+    chunks, total = [], 0
+    while True:
+        if cancel.is_set() or time.monotonic() > deadline:
+            raise _TooSlow
+        chunk = read1(1 << 16, decode_content=False) if read1 is not None else raw.read(1024, decode_content=False)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > cfg.max_bytes:
+            return f"too large (over max_bytes={cfg.max_bytes})"
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32 if encoding != "deflate" else zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, cfg.max_bytes + 1)
+        except zlib.error as exc:
+            return f"corrupt {encoding} body ({exc})"
+        if len(body) > cfg.max_bytes or inflater.unconsumed_tail:
+            return f"too large (over max_bytes={cfg.max_bytes} once decompressed)"
+    elif encoding not in ("", "identity"):
+        return f"unsupported Content-Encoding {encoding}"
+    return body
+
+
+def _attempt(url: str, cfg: HttpConfig, deadline: float, cancel: threading.Event) -> tuple[str, bytes | str]:
+    """One GET: ("ok", body), ("retry", reason) or ("fail", reason)."""
     requests = require("requests", "curate")
+    with requests.get(url, timeout=(cfg.timeout, cfg.timeout), stream=True,
+                      headers={"User-Agent": cfg.user_agent, "Accept-Encoding": "identity"}) as resp:
+        if resp.status_code == 429 or resp.status_code >= 500:
+            return "retry", f"HTTP {resp.status_code}"
+        if resp.status_code >= 400:
+            return "fail", f"HTTP {resp.status_code}"
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype and not (ctype.startswith("image/") or ctype in ("application/octet-stream",
+                                                                  "binary/octet-stream")):
+            return "fail", f"not an image (Content-Type {ctype})"
+        length = resp.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > cfg.max_bytes:
+            return "fail", f"too large ({int(length)} bytes > max_bytes={cfg.max_bytes})"
+        body = _read_body(resp, cfg, deadline, cancel)
+        return ("ok", body) if isinstance(body, bytes) else ("fail", body)
+
+
+def _attempt_bounded(url: str, cfg: HttpConfig) -> tuple[str, bytes | str]:
+    """:func:`_attempt` with a hard wall-clock limit of ``cfg.max_seconds``.
+
+    The body loop stops itself at the deadline; the thread is the backstop for a server that drips
+    its status line or headers, where requests gives no hook. A thread still stuck after the limit
+    is abandoned (daemon: it cannot keep the process alive) and told to stop at its next read.
+    """
+    requests = require("requests", "curate")
+    deadline = time.monotonic() + cfg.max_seconds
+    cancel = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = _attempt(url, cfg, deadline, cancel)
+        except _TooSlow:
+            box["result"] = ("retry", f"timeout (over max_seconds={cfg.max_seconds:g} in total)")
+        except requests.exceptions.Timeout:
+            box["result"] = ("retry", f"timeout (no response within {cfg.timeout:g}s)")
+        except requests.exceptions.ConnectionError as exc:
+            box["result"] = ("retry", f"connection failed: {type(exc).__name__}")
+        except requests.exceptions.RequestException as exc:
+            box["result"] = ("fail", f"request failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a download failure is recorded, never crashes the build
+            box["result"] = ("fail", f"download failed: {type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=work, name=f"gantl-fetch {url[:60]}", daemon=True)
+    thread.start()
+    thread.join(cfg.max_seconds + min(cfg.timeout, 5.0))
+    if thread.is_alive():
+        cancel.set()
+        return "retry", f"timeout (over max_seconds={cfg.max_seconds:g} in total)"
+    return box.get("result", ("fail", "download failed"))
+
+
+def fetch(url: str, dest: Path, cfg: HttpConfig) -> Download:
+    """Download one URL into ``dest`` (http/https only) with a size cap, a total time limit per attempt,
+    a type check and retries."""
+    require("requests", "curate")
     scheme = urlparse(url).scheme.lower()
     if scheme not in ("http", "https"):
         return Download(url, error=f"only http/https URLs are fetched (got '{scheme or 'no scheme'}')")
@@ -179,37 +280,18 @@ def fetch(url: str, dest: Path, cfg: HttpConfig) -> Download:
     for attempt in range(cfg.retries + 1):
         if attempt:
             time.sleep(cfg.backoff * 2 ** (attempt - 1))
-        try:
-            with requests.get(url, timeout=(cfg.timeout, cfg.timeout), stream=True,
-                              headers={"User-Agent": cfg.user_agent}) as resp:
-                if resp.status_code == 429 or resp.status_code >= 500:
-                    error = f"HTTP {resp.status_code}"
-                    continue
-                if resp.status_code >= 400:
-                    return Download(url, error=f"HTTP {resp.status_code}")
-                ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                if ctype and not (ctype.startswith("image/") or ctype in ("application/octet-stream",
-                                                                          "binary/octet-stream")):
-                    return Download(url, error=f"not an image (Content-Type {ctype})")
-                length = resp.headers.get("Content-Length")
-                if length and length.isdigit() and int(length) > cfg.max_bytes:
-                    return Download(url, error=f"too large ({int(length)} bytes > max_bytes={cfg.max_bytes})")
-                chunks, total = [], 0
-                for chunk in resp.iter_content(chunk_size=1 << 16):
-                    total += len(chunk)
-                    if total > cfg.max_bytes:
-                        return Download(url, error=f"too large (over max_bytes={cfg.max_bytes})")
-                    chunks.append(chunk)
+        status, value = _attempt_bounded(url, cfg)
+        if status == "ok":
+            assert isinstance(value, bytes)
             tmp = target.with_suffix(".part")
-            tmp.write_bytes(b"".join(chunks))
+            tmp.write_bytes(value)
             tmp.replace(target)
             return Download(url, target)
-        except requests.exceptions.Timeout:
-            error = f"timeout (no response within {cfg.timeout:g}s, {attempt + 1} attempts)"
-        except requests.exceptions.ConnectionError as exc:
-            error = f"connection failed: {type(exc).__name__}"
-        except requests.exceptions.RequestException as exc:
-            return Download(url, error=f"request failed: {exc}")
+        error = str(value)
+        if status == "fail":
+            return Download(url, error=error)
+    if error.startswith("timeout") and cfg.retries:
+        error = f"{error}, {cfg.retries + 1} attempts"
     return Download(url, error=error)
 
 
