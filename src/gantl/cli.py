@@ -51,7 +51,7 @@ def _root(
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(experiment.app, name="experiment")
-app.command("train", epilog=train.EPILOG)(train.train)
+app.command("train", epilog=train.EPILOG, cls=train.TrainCommand)(train.train)
 app.command("eval", epilog=evaluate.EPILOG)(evaluate.evaluate)
 app.command("generate", epilog=generate.EPILOG)(generate.generate)
 app.command("demo", epilog=demo.EPILOG)(demo.demo)

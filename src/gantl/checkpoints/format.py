@@ -5,8 +5,10 @@ Why this shape:
 * **No code in weight files.** A snapshot holds only tensors (safetensors cannot hold anything
   else) named ``"<net>.<state_dict key>"`` — ``G.mapping.fc0.weight``, ``G_ema...``, ``D...`` — and
   one JSON document under the header key ``"gantl"`` (safetensors metadata is str -> str). The JSON
-  says how to rebuild each network (``networks: {name: {arch, kind, config}}``) through
-  :mod:`gantl.models.registry`, plus kimg, dataset hash, options and the writer's version.
+  says how to rebuild each network (``networks: {name: {arch, kind, config, adapters}}``) through
+  :mod:`gantl.models.registry` — ``adapters`` lists what transfer methods added to the network
+  (scale/shift, a miner, AdaFM), replayed by :mod:`gantl.transfer.base` — plus kimg, dataset hash,
+  options and the writer's version.
 * **No silent partial loads.** :func:`load_state` checks every parameter and buffer name and shape
   and refuses on the first problem unless the caller passes ``allow_partial=True``; then the
   returned :class:`LoadReport` lists exactly what was loaded, skipped and left at initialisation,
@@ -128,12 +130,16 @@ def network_entry(name: str, net: nn.Module) -> dict[str, Any]:
 
     arch = next((a for a, (mod, _, _) in ARCHS.items() if type(net).__module__ == mod), None)
     config = getattr(net, "config", None)
-    return {
+    entry = {
         "arch": arch,
         "kind": _kind_of(name, net),
         "config": dict(config) if isinstance(config, Mapping) else None,
         "class": f"{type(net).__module__}.{type(net).__qualname__}",
     }
+    adapters = getattr(net, "gantl_adapters", None)
+    if adapters:  # what transfer methods added (scale/shift, miner, AdaFM): replayed by Checkpoint.build
+        entry["adapters"] = [dict(a) for a in adapters]
+    return entry
 
 
 def checkpoint_tensors(nets: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
@@ -306,7 +312,8 @@ class Checkpoint:
         return dict(info)
 
     def build(self, net: str, *, allow_partial: bool = False) -> nn.Module:
-        """Construct ``net`` through the model registry and load its tensors strictly."""
+        """Construct ``net`` through the model registry, replay the modules transfer methods added to it
+        (``adapters`` in its record), and load its tensors strictly."""
         from gantl.models.registry import build
 
         info = self.network_info(net)
@@ -314,6 +321,10 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: '{net}' was saved from {info.get('class', 'an unknown class')}, "
                                   "which is not a registered gantl architecture; load its tensors with load_state")
         module = build(info["arch"], info.get("kind") or ("D" if net.startswith("D") else "G"), info["config"])
+        if info.get("adapters"):  # structure a transfer method added (gantl.transfer.base adapters)
+            from gantl.transfer.base import apply_adapters
+
+            apply_adapters(module, info["adapters"])
         load_state(module, self.tensors[net], allow_partial=allow_partial, name=f"{self.path.name}:{net}")
         return module
 

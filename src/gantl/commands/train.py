@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from gantl.errors import ConfigError
 
@@ -19,6 +20,26 @@ EPILOG = ("Example: gantl train --data horse500.zip --resume cifar9-stylegan2-32
           "--kimg 200   |   gantl train --data faces64.zip --model dcgan --resume faces.safetensors --fresh-d "
           "--kimg 50   |   gantl train --model stylegan2 --cfg cifar --resolution 32 --num-classes 10 "
           "--dry-run --json")
+
+
+METHOD_HELP = "Transfer method NAME[:ARGS], repeatable or comma-separated."
+
+
+class TrainCommand(TyperCommand):
+    """``gantl train`` whose ``--method`` help lists the registered transfer methods.
+
+    The list comes from :func:`gantl.transfer.base.registered_methods` (each method's own usage and
+    help) and is filled in only when help is shown, so other commands do not pay for importing
+    torch and the method modules.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from gantl.transfer.base import methods_help
+
+        for param in self.params:
+            if param.name == "method":
+                param.help = f"{METHOD_HELP} Known: {methods_help()}."
+        super().format_help(ctx, formatter)
 
 
 def train(
@@ -48,9 +69,7 @@ def train(
     ada_target: float | None = typer.Option(None, "--target", help="ADA target."),
     ada_p: float | None = typer.Option(None, "--p", help="Fixed augmentation probability."),
     ada_cap: float | None = typer.Option(None, "--ada-cap", help="Upper bound for the tuned p."),
-    method: list[str] | None = typer.Option(None, "--method", help="Transfer method (repeatable): finetune[:s], "
-                                                                    "freezed:K, freezeg:K, partial:KD:KG, "
-                                                                    "freeze-mapping."),
+    method: list[str] | None = typer.Option(None, "--method", help=METHOD_HELP),
     resume: str | None = typer.Option(None, "--resume", help="Source checkpoint or zoo name."),
     allow_partial: bool | None = typer.Option(None, "--allow-partial", help="Load only the fitting layers."),
     source_class: str | None = typer.Option(None, "--source-class", help="Conditional source, unconditional "
@@ -58,6 +77,10 @@ def train(
                                                                          "(index) or auto (nearest by FID)."),
     fresh_d: bool | None = typer.Option(None, "--fresh-d", help="Take only G/G_ema from --resume; D starts from "
                                                                 "its seeded init (for generator-only sources)."),
+    init_g: str | None = typer.Option(None, "--init-g", help="With --resume: G starts from the source (default) "
+                                                             "or scratch (TransferGAN's G/D matrix)."),
+    init_d: str | None = typer.Option(None, "--init-d", help="With --resume: D starts from the source (default) "
+                                                             "or scratch (= --fresh-d)."),
     metric: list[str] | None = typer.Option(None, "--metric", help="Metric at each snapshot (repeatable)."),
     best_metric: str | None = typer.Option(None, "--best-metric", help="Keep best.safetensors by this metric."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or mps."),
@@ -82,7 +105,8 @@ def train(
         batch=batch, glr=glr, dlr=dlr, gamma=gamma, loss=loss, d_steps=d_steps, ema_kimg=ema_kimg, kimg=kimg,
         tick_kimg=tick_kimg,
         snap_kimg=snap_kimg, seed=seed, aug=aug, ada_target=ada_target, ada_p=ada_p, ada_cap=ada_cap,
-        methods=_split(method), resume=resume, allow_partial=allow_partial, fresh_d=fresh_d,
+        methods=_split(method), resume=resume, allow_partial=allow_partial, fresh_d=fresh_d, init_g=init_g,
+        init_d=init_d,
         source_class=source_class,
         metrics=_split(metric),
         best_metric=best_metric, device=device, workers=workers, threads=threads, outdir=outdir, desc=desc,

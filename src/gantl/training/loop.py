@@ -43,7 +43,7 @@ from gantl.training.ema import make_ema, step_ema
 from gantl.training.images import fixed_latents, generate_grid, save_grid
 from gantl.training.losses import GANLoss, StepContext, lazy_optimizer_kwargs
 from gantl.training.options import Hyper, TrainOptions, resolve_hyper
-from gantl.transfer.base import TransferMethod, compose_param_groups, parse_methods
+from gantl.transfer.base import StepInfo, TransferMethod, compose_param_groups, parse_methods
 
 log = logging.getLogger("gantl")
 
@@ -143,10 +143,10 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     if opts.resume:
         import dataclasses
 
-        from gantl.transfer.source import check_fresh_d_methods, load_source, source_network_kwargs
+        from gantl.transfer.source import check_init_methods, load_source, source_network_kwargs
 
-        if opts.fresh_d:
-            check_fresh_d_methods(methods)  # before loading: a refused combination costs nothing
+        # before loading: a refused combination costs nothing
+        check_init_methods(methods, init_g=opts.init_g, init_d="scratch" if opts.fresh_d else opts.init_d)
         source = load_source(opts.resume)
         # The source's architecture (widths, latent sizes, mapping depth...) wins over the preset's.
         hyper = dataclasses.replace(hyper, G_kwargs=source_network_kwargs(source, arch, "G", hyper.G_kwargs),
@@ -155,12 +155,26 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
         torch.manual_seed(opts.seed)  # initialisation depends on the seed only (same on every rank)
         G = build(arch, "G", hyper.G_kwargs)
         D = build(arch, "D", hyper.D_kwargs)
+    fresh_g = opts.init_g == "scratch"
+    if source is not None:
+        from gantl.transfer.base import apply_adapters
+
+        # A source that is itself a transfer snapshot may carry modules a method added (scale/shift,
+        # a miner): the target gets the same structure before the source's tensors go in.
+        for key, net, skip in (("G", G, fresh_g), ("D", D, opts.fresh_d)):
+            if not skip:
+                apply_adapters(net, source.network_info(key).get("adapters") or [])
     G_ema = make_ema(G)
     if source is not None:
         from gantl.transfer.source import apply_source
 
         apply_source(source, {"G": G, "D": D, "G_ema": G_ema}, allow_partial=opts.allow_partial,
-                     fresh_d=opts.fresh_d, source_class=_source_class(opts, source, G, dataset))
+                     fresh_d=opts.fresh_d, fresh_g=fresh_g,
+                     source_class=None if fresh_g else _source_class(opts, source, G, dataset))
+        if fresh_g:
+            log.warning("--init-g scratch: G and G_ema start from their seeded initialisation (seed %d); the "
+                        "source %s gives only the architecture%s", opts.seed, source.path,
+                        "" if opts.fresh_d else " and D")
         if opts.fresh_d:
             # A warning, not info: an untrained D is worth seeing on the console as well as in log.txt.
             why = "the source's D is ignored" if "D" in source.tensors else "the source has no D"
@@ -275,6 +289,8 @@ def run_description(opts: TrainOptions, dataset_name: str) -> str:
     methods = "+".join(m.replace(":", "") for m in opts.methods)
     if opts.resume:
         origin = "from-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(opts.resume).name.removesuffix(".safetensors"))
+        if getattr(opts, "init_g", "source") == "scratch":  # TransferGAN's matrix: say which net is fresh
+            origin = "Gscratch-" + origin
         methods = "-".join(x for x in (methods or "finetune", origin) if x)
     return "-".join(x for x in (dataset_name, opts.model, opts.cfg, methods or "scratch", opts.desc) if x)
 
@@ -374,7 +390,9 @@ class Trainer:
         self._setup_records = take_setup_log()
 
     # -- construction ------------------------------------------------------------------------
-    def _make_phases(self) -> list[dict[str, Any]]:
+    def _make_phases(self, carry: dict[str, torch.optim.Optimizer] | None = None) -> list[dict[str, Any]]:
+        """Phases with one Adam per network over what trains now; ``carry``: old optimizers whose
+        per-parameter state (moments, step counts) moves into the new ones (a schedule changed groups)."""
         h, opts = self.hyper, self.opts
         groups = compose_param_groups(self.methods, self.G, self.D, {"G": h.glr, "D": h.dlr})
         phases = []
@@ -382,16 +400,37 @@ class Trainer:
                 ("G", h.g_reg_interval, h.g_betas, h.pl_weight > 0 and hasattr(self.G, "mapping")),
                 ("D", h.d_reg_interval, h.d_betas, h.gamma > 0)):
             if not self.trainable[key]:
-                log.warning("every %s parameter is frozen; the %s phases are skipped", key, key)
+                if carry is None:
+                    log.warning("every %s parameter is frozen; the %s phases are skipped", key, key)
                 continue
             ratio_lr, ratio_betas = lazy_optimizer_kwargs(1.0, tuple(betas), reg_interval)
             param_groups = [{"params": g["params"], "lr": g["lr"] * ratio_lr} for g in groups[key]]
             opt = torch.optim.Adam(param_groups, betas=ratio_betas, eps=1e-8)
+            old = (carry or {}).get(key)
+            if old is not None:
+                for p in (p for g in param_groups for p in g["params"]):
+                    if p in old.state:
+                        opt.state[p] = old.state[p]
             phases.append({"name": f"{key}main", "net": key, "opt": opt, "interval": 1})
             if do_reg and reg_interval:
                 interval = opts.pl_interval if key == "G" else opts.r1_interval
                 phases.append({"name": f"{key}reg", "net": key, "opt": opt, "interval": interval})
         return phases
+
+    def _reconcile_trainable(self) -> None:
+        """After a method's schedule (or resumed state) changed what trains: new trainable lists and
+        optimizer groups, keeping every surviving parameter's Adam state."""
+        self.trainable = {"G": [p for p in self.G.parameters() if p.requires_grad],
+                          "D": [p for p in self.D.parameters() if p.requires_grad]}
+        self.phases = self._make_phases(carry=self.optimizers)
+
+    def _method_hooks(self) -> None:
+        info = StepInfo(G=self.G, D=self.D, cur_nimg=self.cur_nimg, batch_idx=self.batch_idx)
+        changed = False
+        for m in self.methods:
+            changed = bool(m.on_step(info)) or changed
+        if changed:
+            self._reconcile_trainable()
 
     def _method_losses(self, step: StepContext) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -411,7 +450,8 @@ class Trainer:
         return real, real_c
 
     def step(self, tick: _TickStats) -> None:
-        """One global minibatch: every due phase, then EMA and ADA."""
+        """One global minibatch: the methods' schedules, every due phase, then EMA and ADA."""
+        self._method_hooks()
         real, real_c = self._real_batch()
         n = self.batch_gpu
         z_dim = self.G.z_dim
@@ -659,12 +699,17 @@ class Trainer:
         if int(state.get("world", 1)) != self.dist.world:
             log.warning("run was trained with %s processes, resuming with %d: data order and RNG differ",
                         state.get("world"), self.dist.world)
+        saved_methods = state.get("methods", [])
+        if len(saved_methods) != len(self.methods):
+            raise CheckpointError(f"snapshot {tag} in {run_dir} was trained with {len(saved_methods)} transfer "
+                                  f"method(s), this run has {len(self.methods)}; resume with the run's config.toml")
+        for m, ms in zip(self.methods, saved_methods, strict=True):
+            m.load_state_dict(ms)
+        self._reconcile_trainable()  # a method's state may have unfrozen parameters (schedules)
         for key, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][key])
         if self.ada is not None and state.get("augment") is not None:
             self.ada.load_state_dict(state["augment"])
-        for m, ms in zip(self.methods, state.get("methods", []), strict=False):
-            m.load_state_dict(ms)
         self.loss.load_state_dict(state["loss"])
         self.stream.load_state_dict(state["data"])
         for k in ("cur_nimg", "batch_idx", "cur_tick", "tick_start_nimg", "last_snap_nimg"):

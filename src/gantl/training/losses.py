@@ -26,9 +26,14 @@ AugmentFn = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class StepContext:
-    """What a transfer method's ``losses(step)`` may look at in one training phase."""
+    """What a transfer method's ``losses(step)`` may look at in one training phase.
 
-    phase: str  # "G" or "D"
+    ``phase`` is "G" (Gmain), "D" (Dmain), "Greg" (path length) or "Dreg" (R1); the term a method
+    returns is added to that phase's loss before its backward pass (scaled like it by the lazy
+    interval), so a regulariser on G belongs in "G" and one on D in "D".
+    """
+
+    phase: str
     G: nn.Module
     D: nn.Module
     cur_nimg: int
@@ -71,8 +76,8 @@ def ema_beta(batch: int, cur_nimg: int, ema_kimg: float, ema_rampup: float | Non
 class GANLoss:
     """Computes and back-propagates the loss of one phase; keeps the path-length EMA.
 
-    ``extra_losses(step)`` (the composed transfer methods) may add terms to the G and D
-    main phases; their values are logged under their own names.
+    ``extra_losses(step)`` (the composed transfer methods) may add terms to every phase
+    (``step.phase``: G, D, Greg, Dreg); their values are logged under their own names.
     """
 
     def __init__(self, G: nn.Module, D: nn.Module, *, augment_pipe: AugmentFn | None = None,
@@ -168,9 +173,14 @@ class GANLoss:
             self.pl_mean.copy_(pl_mean)
             penalty = (lengths - pl_mean).square()
             loss_pl = penalty * self.pl_weight
+            extra, extra_stats = self._extras(StepContext("Greg", self.G, self.D, self.cur_nimg, self.batch_idx,
+                                                          gen_img=gen_img, gen_z=gen_z[:n],
+                                                          gen_c=gen_c[:n] if gen_c is not None else None,
+                                                          real_img=real_img, real_c=real_c))
             # Touch gen_img so every synthesis parameter is part of the graph (DDP-friendly).
-            (gen_img[:, 0, 0, 0] * 0 + loss_pl).mean().mul(gain).backward()
+            ((gen_img[:, 0, 0, 0] * 0 + loss_pl).mean() + extra).mul(gain).backward()
             stats.update({"pl_penalty": float(penalty.detach().mean()), "loss_Gpl": float(loss_pl.detach().mean())})
+            stats.update(extra_stats)
 
         if do_Dmain:
             with torch.no_grad():
@@ -197,8 +207,12 @@ class GANLoss:
         if do_Dr1:
             penalty, logits = r1_penalty(self.D, real_img, real_c, self.augment_pipe)
             loss_r1 = penalty * (self.r1_gamma / 2)
-            (logits * 0 + loss_r1[:, None]).mean().mul(gain).backward()
+            extra, extra_stats = self._extras(StepContext("Dreg", self.G, self.D, self.cur_nimg, self.batch_idx,
+                                                          gen_z=gen_z, gen_c=gen_c, real_img=real_img,
+                                                          real_c=real_c))
+            ((logits * 0 + loss_r1[:, None]).mean() + extra).mul(gain).backward()
             stats.update({"r1_penalty": float(penalty.detach().mean()), "loss_Dr1": float(loss_r1.detach().mean())})
+            stats.update(extra_stats)
             if not do_Dmain:
                 stats["signs_real"] = float(logits.detach().sign().mean())
                 if self.on_real_logits is not None:

@@ -18,6 +18,7 @@ MODELS = ("stylegan2", "dcgan", "resnet")
 LOSSES = ("auto", "logistic", "hinge")
 AUGMENTS = ("none", "ada", "diffaugment")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+INITS = ("source", "scratch")  # where G / D start when a source is given (TransferGAN, Wang et al. 2018)
 
 
 @dataclass
@@ -73,14 +74,21 @@ class TrainOptions:
     ada_interval: int = option(4, min=1, help="Adjust p every N minibatches.")
     diffaugment: str = option("color,translation,cutout", help="DiffAugment policy.")
     # transfer
-    methods: list[str] = option(default_factory=list, help="Transfer methods: finetune[:s], freezed:K, ...")
+    methods: list[str] = option(default_factory=list, help="Transfer methods NAME[:ARGS] (the list: gantl train "
+                                                           "--help, from gantl.transfer.base.METHODS).")
     resume: str | None = option(None, help="Source checkpoint or zoo name to start from.")
     allow_partial: bool = option(False, help="Load only the source tensors that fit the target.")
     source_class: str | None = option(None, help="With a class-conditional source and an unconditional target: "
                                                  "the source class to start from (index), or auto: the class "
                                                  "whose samples are nearest the target data by FID.")
     fresh_d: bool = option(False, help="Take only G (and G_ema) from the source; D starts from its seeded "
-                                       "initialisation (needed for generator-only sources).")
+                                       "initialisation (needed for generator-only sources). Same as "
+                                       "init_d = scratch.")
+    init_g: str = option("source", choices=INITS, help="With a source: G (and G_ema) start from its weights "
+                                                       "(source) or from the seeded initialisation (scratch); "
+                                                       "TransferGAN's G/D initialisation matrix.")
+    init_d: str = option("source", choices=INITS, help="With a source: D starts from its weights (source) or "
+                                                       "from the seeded initialisation (scratch, as --fresh-d).")
     # evaluation
     metrics: list[str] = option(default_factory=list, help="Metrics to compute at each snapshot.")
     best_metric: str | None = option(None, help="Keep best.safetensors by this metric (lower is better).")
@@ -112,6 +120,11 @@ class TrainOptions:
         if self.model == "resnet" and self.cfg not in RESNET_PRESETS:
             raise ConfigError(f"ResNet presets are {', '.join(RESNET_PRESETS)}, not '{self.cfg}'; "
                               f"pass --cfg resnet-small")
+        if (self.init_g == "scratch" or self.init_d == "scratch") and not self.resume:
+            raise ConfigError("--init-g/--init-d scratch choose which network leaves a source's weights, so they "
+                              "need --resume SOURCE; without a source both start from scratch anyway")
+        if self.fresh_d or self.init_d == "scratch":  # --fresh-d is the D column of the initialisation matrix
+            self.fresh_d, self.init_d = True, "scratch"
         if self.fresh_d and not self.resume:
             raise ConfigError("--fresh-d keeps a source's G and starts D fresh, so it needs --resume SOURCE; "
                               "without a source D (and G) start fresh anyway: drop --fresh-d")

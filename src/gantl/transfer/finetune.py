@@ -26,6 +26,7 @@ class FineTune(BaseMethod):
                 "D": [{"params": list(D.parameters()), "lr_scale": self.lr_scale}]}
 
 
-@register_method("finetune")
+@register_method("finetune", usage="finetune[:scale]", help="train every weight from the source, lr times scale "
+                 "(Wang et al. 2018)")
 def _make(args: list[str]) -> FineTune:
     return FineTune(float_arg(args, 0, "finetune", 1.0))

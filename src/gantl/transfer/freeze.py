@@ -55,6 +55,11 @@ class FreezeD(BaseMethod):
     def __init__(self, k: int) -> None:
         self.k = int(k)
 
+    @property
+    def needs_source_d(self) -> bool:  # type: ignore[override]
+        """Frozen D blocks are only worth keeping when they hold the source's weights."""
+        return self.k > 0
+
     def spec(self) -> str:
         return f"{self.name}:{self.k}"
 
@@ -67,6 +72,10 @@ class FreezeG(BaseMethod):
 
     def __init__(self, k: int) -> None:
         self.k = int(k)
+
+    @property
+    def needs_source_g(self) -> bool:  # type: ignore[override]
+        return self.k > 0
 
     def spec(self) -> str:
         return f"{self.name}:{self.k}"
@@ -81,6 +90,14 @@ class Partial(BaseMethod):
     def __init__(self, k_d: int, k_g: int) -> None:
         self.k_d, self.k_g = int(k_d), int(k_g)
 
+    @property
+    def needs_source_d(self) -> bool:  # type: ignore[override]
+        return self.k_d > 0
+
+    @property
+    def needs_source_g(self) -> bool:  # type: ignore[override]
+        return self.k_g > 0
+
     def spec(self) -> str:
         return f"{self.name}:{self.k_d}:{self.k_g}"
 
@@ -91,6 +108,7 @@ class Partial(BaseMethod):
 
 class FreezeMapping(BaseMethod):
     name = "freeze-mapping"
+    needs_source_g = True
 
     def prepare(self, G: nn.Module, D: nn.Module, source: Any) -> None:
         mapping = getattr(G, "mapping", None)
@@ -100,23 +118,25 @@ class FreezeMapping(BaseMethod):
         freeze_module(mapping)
 
 
-@register_method("freezed")
+@register_method("freezed", usage="freezed:K", help="FreezeD (Mo et al. 2020): keep the first K D blocks "
+                 "(image side) at the source's weights")
 def _freezed(args: list[str]) -> FreezeD:
     return FreezeD(int_arg(args, 0, "freezed"))
 
 
-@register_method("freezeg")
+@register_method("freezeg", usage="freezeg:K", help="keep the first K G blocks (constant side) at the source's "
+                 "weights")
 def _freezeg(args: list[str]) -> FreezeG:
     return FreezeG(int_arg(args, 0, "freezeg"))
 
 
-@register_method("partial")
+@register_method("partial", usage="partial:KD[:KG]", help="freeze KD D blocks and KG G blocks (KG defaults to KD)")
 def _partial(args: list[str]) -> Partial:
     k_d = int_arg(args, 0, "partial")
     return Partial(k_d, int_arg(args, 1, "partial", default=k_d))
 
 
-@register_method("freeze-mapping")
+@register_method("freeze-mapping", help="keep StyleGAN2's mapping network (the W space) fixed")
 def _freeze_mapping(args: list[str]) -> FreezeMapping:
     if args:
         raise ConfigError("freeze-mapping takes no arguments; write --method freeze-mapping")

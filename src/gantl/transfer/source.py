@@ -171,18 +171,19 @@ def _missing_network(source: Source, net_name: str) -> SourceMismatchError:
                                f"it holds {', '.join(held) or 'no networks'}")
 
 
-def _target_nets(nets: dict[str, nn.Module], fresh_d: bool) -> dict[str, nn.Module]:
-    return {k: v for k, v in nets.items() if not (fresh_d and k == "D")}
+def _target_nets(nets: dict[str, nn.Module], fresh_d: bool, fresh_g: bool = False) -> dict[str, nn.Module]:
+    return {k: v for k, v in nets.items() if not (fresh_d and k == "D") and not (fresh_g and k in ("G", "G_ema"))}
 
 
-def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = False) -> None:
+def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = False, fresh_g: bool = False) -> None:
     """Raise SourceMismatchError at the first target tensor the source cannot fill exactly.
 
-    With ``fresh_d`` the target's D is not compared (it keeps its own initialisation).
+    With ``fresh_d`` the target's D is not compared (it keeps its own initialisation); with
+    ``fresh_g`` neither are G and G_ema (TransferGAN's "scratch G + pretrained D" cell).
     """
     from gantl.transfer.conditional import is_conditional_to_unconditional, is_unconditional_to_conditional
 
-    for net_name, net in _target_nets(nets, fresh_d).items():
+    for net_name, net in _target_nets(nets, fresh_d, fresh_g).items():
         if net_name not in source.tensors:
             if net_name == "G_ema":
                 continue  # a source without G_ema starts G_ema from its G
@@ -208,11 +209,12 @@ def check_fit(source: Source, nets: dict[str, nn.Module], *, fresh_d: bool = Fal
 
 
 def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: bool = False,
-                 fresh_d: bool = False, source_class: int | None = None) -> dict[str, Any]:
+                 fresh_d: bool = False, fresh_g: bool = False, source_class: int | None = None) -> dict[str, Any]:
     """Load the source into ``nets`` ({"G", "D", "G_ema"}), strictly unless ``allow_partial``.
 
     With ``fresh_d`` the source's D (if it has one) is ignored and ``nets["D"]`` is left
-    untouched, at whatever initialisation the caller gave it. Returns the load reports per
+    untouched, at whatever initialisation the caller gave it; ``fresh_g`` does the same for G and
+    G_ema (``--init-g scratch``). Returns the load reports per
     network loaded (what was skipped or left at initialisation).
 
     Between conditional and unconditional networks of one architecture the tensors are mapped by
@@ -228,9 +230,9 @@ def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: b
     )
 
     if not allow_partial:
-        check_fit(source, nets, fresh_d=fresh_d)
+        check_fit(source, nets, fresh_d=fresh_d, fresh_g=fresh_g)
     reports: dict[str, Any] = {}
-    for net_name, net in _target_nets(nets, fresh_d).items():
+    for net_name, net in _target_nets(nets, fresh_d, fresh_g).items():
         tensors = source.tensors.get(net_name)
         if tensors is None and net_name == "G_ema":
             tensors = source.tensors.get("G")
@@ -256,26 +258,54 @@ def apply_source(source: Source, nets: dict[str, nn.Module], *, allow_partial: b
     return reports
 
 
-# Built-in methods that keep D blocks at the *source's* weights, with the attribute that says
-# how many; other methods declare it themselves with a truthy ``needs_source_d`` attribute.
-_SOURCE_D_BLOCKS = {"freezed": "k", "partial": "k_d"}
-
-
 def needs_source_d(method: Any) -> bool:
-    """Whether ``method`` only makes sense with D weights taken from the source."""
-    declared = getattr(method, "needs_source_d", None)
-    if declared is not None:
-        return bool(declared)
-    attr = _SOURCE_D_BLOCKS.get(getattr(method, "name", ""))
-    return attr is not None and int(getattr(method, attr, 0)) > 0
+    """Whether ``method`` only makes sense with D weights taken from the source (it says so itself)."""
+    return bool(getattr(method, "needs_source_d", False))
+
+
+def needs_source_g(method: Any) -> bool:
+    """Whether ``method`` only makes sense with G weights taken from the source (it says so itself)."""
+    return bool(getattr(method, "needs_source_g", False))
+
+
+def _methods_without(attr: str) -> str:
+    """Registered methods that, with their default arguments, do not need the source's G or D."""
+    from gantl.transfer.base import registered_methods
+
+    names = []
+    for info in registered_methods():
+        try:
+            m = info.factory([])
+        except Exception:  # noqa: BLE001 - a method that needs arguments: try the smallest one
+            try:
+                m = info.factory(["1"])
+            except Exception:  # noqa: BLE001
+                continue
+        if not getattr(m, attr, False):
+            names.append(info.usage)
+    return ", ".join(names)
+
+
+def check_init_methods(methods: list[Any], *, init_g: str = "source", init_d: str = "source") -> None:
+    """Refuse methods that need a network's *source* weights when that network starts from scratch.
+
+    Freezing, anchoring to or distilling from a randomly initialised network keeps noise, not
+    knowledge (FreezeD under ``--fresh-d``; EWC, L2-SP or scale/shift under ``--init-g scratch``).
+    """
+    for m in methods:
+        spec = m.spec() if hasattr(m, "spec") else m.name
+        if init_d == "scratch" and needs_source_d(m):
+            raise ConfigError(
+                f"--method {spec} keeps or anchors to discriminator weights from the source, but with --fresh-d "
+                f"(--init-d scratch) D starts from random initialisation; drop {m.name} or use a method that "
+                f"needs no source D ({_methods_without('needs_source_d')})")
+        if init_g == "scratch" and needs_source_g(m):
+            raise ConfigError(
+                f"--method {spec} keeps or anchors to generator weights from the source, but with --init-g scratch "
+                f"G starts from random initialisation; drop {m.name} or use a method that needs no source G "
+                f"({_methods_without('needs_source_g')})")
 
 
 def check_fresh_d_methods(methods: list[Any]) -> None:
     """Refuse D-side methods under ``--fresh-d``: freezing blocks of a random D keeps noise, not knowledge."""
-    for m in methods:
-        if needs_source_d(m):
-            spec = m.spec() if hasattr(m, "spec") else m.name
-            raise ConfigError(
-                f"--method {spec} keeps discriminator weights from the source, but with --fresh-d D starts "
-                f"from random initialisation; drop {m.name} or use a G-side method (finetune, freezeg:K, "
-                f"freeze-mapping)")
+    check_init_methods(methods, init_d="scratch")
