@@ -85,7 +85,7 @@ def test_bitwise_round_trip_with_metadata(tmp_path: Path):
 
 
 def test_build_through_registry_reproduces_outputs(tmp_path: Path):
-    stylegan2 = pytest.importorskip("gantl.models.stylegan2")
+    from gantl.models import stylegan2  # a plain import: a broken module must fail here, not skip
     torch.manual_seed(0)
     G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=8, img_channels=3,
                             mapping_kwargs={"num_layers": 1},

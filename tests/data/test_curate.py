@@ -98,7 +98,7 @@ def test_build_zip_with_labels_manifest_and_every_reason(folder: Path, tmp_path:
 
 
 def test_dataset_loads_with_the_project_dataset_class(folder: Path, tmp_path: Path) -> None:
-    dataset = pytest.importorskip("gantl.data.dataset")
+    from gantl.data import dataset  # a plain import: a broken module must fail here, not skip
     cfg = _cfg()
     cfg.prepare.labels = True
     curate(str(folder), cfg, manifest=tmp_path / "m.csv", out=tmp_path / "out.zip", progress=False)
@@ -228,3 +228,17 @@ def test_crop_modes() -> None:
     assert crop_box(img, "subject") == (100, 0, 200, 100)  # nothing to follow: centre
     tall = square_resize(Image.new("RGB", (50, 200), "red"), 32)
     assert tall.size == (32, 32)
+
+
+def test_all_rejected_still_writes_report_and_full_manifest(folder: Path, tmp_path: Path) -> None:
+    """Issue 14: the error said "see the report" but none was written, and the manifest kept the
+    scoring pass's provisional rows (kept 0, empty reasons)."""
+    cfg = _cfg()
+    cfg.filters.blur.threshold = 1e9  # nothing is sharp enough
+    with pytest.raises(DatasetError) as err:
+        curate(str(folder), cfg, manifest=tmp_path / "m.csv", out=tmp_path / "out.zip",
+               report=tmp_path / "r.html", progress=False)
+    assert "every image was rejected" in str(err.value) and str(tmp_path / "r.html") in str(err.value)
+    assert (tmp_path / "r.html").stat().st_size > 1000 and not (tmp_path / "out.zip").exists()
+    rows = read_manifest(tmp_path / "m.csv")
+    assert len(rows) == 12 and all(r["kept"] == 0 and r["reasons"] for r in rows)

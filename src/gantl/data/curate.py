@@ -321,8 +321,23 @@ def curate(source: str, cfg: CurateConfig, *, manifest: str | Path, out: str | P
     result.timings["score_s"] = t_score
     if out is not None:
         t_prep = time.perf_counter()
-        result.output = _write_dataset(ordered, cfg, src, Path(out), progress)
+        try:
+            result.output = _write_dataset(ordered, cfg, src, Path(out), progress)
+        except DatasetError as exc:
+            # The decisions are made: record them, so the manifest holds every reason (not the
+            # scoring pass's provisional kept=0 / empty reasons) and "see the report" is true.
+            _finish(result, ordered, manifest, report, cfg)
+            where = f"; report: {result.report}" if result.report else f"; manifest: {manifest}"
+            raise DatasetError(exc.message + where, exit_code=exc.exit_code) from None
         result.timings["prepare_s"] = time.perf_counter() - t_prep
+    _finish(result, ordered, manifest, report, cfg)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _finish(result: CurateResult, ordered: list[dict[str, Any]], manifest: Path, report: str | Path | None,
+            cfg: CurateConfig) -> None:
+    """Counts, the final manifest and the HTML report, after a dataset was written or refused."""
     result.counts = count_reasons(ordered)
     for r in ordered:
         r.pop("download_failed", None)
@@ -333,16 +348,14 @@ def curate(source: str, cfg: CurateConfig, *, manifest: str | Path, out: str | P
         t_rep = time.perf_counter()
         result.report = write_report(result, Path(report), cfg)
         result.timings["report_s"] = time.perf_counter() - t_rep
-    result.seconds = time.perf_counter() - t0
-    return result
 
 
 def _write_dataset(rows: list[dict[str, Any]], cfg: CurateConfig, src: Source, out: Path,
                    progress: bool) -> Path:
     kept = [r for r in rows if r["kept"]]
     if not kept:
-        raise DatasetError("every image was rejected, so no dataset was written; see the report and relax "
-                           "thresholds (e.g. --set filters.blur.threshold=30)")
+        raise DatasetError("every image was rejected, so no dataset was written; see the reasons in the report "
+                           "and relax thresholds (e.g. --set filters.blur.threshold=30)")
     class_names: list[str] | None = None
     if cfg.prepare.labels:
         names = {class_of(r["file"]) for r in kept}
