@@ -46,6 +46,9 @@ def _root(
     _state["debug"] = debug
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
+    from gantl import warnings_once
+
+    warnings_once.install()  # Python warnings as one log line each, not twice with a source line
 
 
 app.add_typer(data.app, name="data")
