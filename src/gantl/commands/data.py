@@ -9,7 +9,9 @@ import typer
 
 from gantl.config import apply_overrides, load_toml
 
-app = typer.Typer(help="Curate images into a training dataset.", no_args_is_help=True)
+app = typer.Typer(help="Curate images into a training dataset.", no_args_is_help=True,
+                  epilog="Example: gantl data build photos/ --size 64 --out cats64.zip   |   "
+                         "gantl data inspect photos/ --manifest scores.csv --report scores.html")
 
 SOURCE_HELP = "Folder, .zip (or data.zip:sub/folder), .txt of URLs, #hashtag or @profile."
 

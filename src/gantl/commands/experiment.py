@@ -10,7 +10,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Run grids of transfer experiments and report them.", no_args_is_help=True)
+app = typer.Typer(help="Run grids of transfer experiments and report them.", no_args_is_help=True,
+                  epilog="Example: gantl experiment run experiments/f3_augmentation.toml --out runs/f3   |   "
+                         "gantl experiment report runs/f3")
 
 
 @app.command("run", epilog="Example: gantl experiment run experiments/f3_augmentation.toml --out runs/f3 --jobs 2")

@@ -6,7 +6,9 @@ import json
 
 import typer
 
-app = typer.Typer(help="List, import and inspect pretrained sources and checkpoints.", no_args_is_help=True)
+app = typer.Typer(help="List, import and inspect pretrained sources and checkpoints.", no_args_is_help=True,
+                  epilog="Example: gantl models list   |   gantl models import network-snapshot.pkl   |   "
+                         "gantl models inspect runs/00003-horse/snapshot-000200.safetensors")
 
 
 @app.command("inspect", epilog="Example: gantl models inspect runs/00003-horse/snapshot-000200.safetensors")
