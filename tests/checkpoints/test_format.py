@@ -244,12 +244,27 @@ class _Shell:
 def test_training_state_never_runs_code(tmp_path: Path):
     marker = tmp_path / "ran"
     torch.save({"optimizers": _Shell(marker)}, tmp_path / "state.pt")
-    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match=r"was refused: it asks for posix\.system, "):
         load_training_state(tmp_path / "state.pt")
     (tmp_path / "raw.pt").write_bytes(pickle.dumps(_Shell(marker), protocol=2))
     with pytest.raises(CheckpointError):
         load_training_state(tmp_path / "raw.pt")
     assert not marker.exists()
+
+
+def test_training_state_refusal_is_a_whole_sentence_naming_the_global(tmp_path: Path):
+    """Issue 14: refusals were torch's advice cut at 200 characters, without the refused global."""
+    torch.save({"optimizers": _Shell(tmp_path / "m")}, tmp_path / "a.pt")
+    torch.save({"x": LoadReport("G")}, tmp_path / "b.pt")  # any class that is not plain data
+    for name, refused in (("a.pt", "posix.system"), ("b.pt", "gantl.checkpoints.format.LoadReport")):
+        with pytest.raises(CheckpointError) as err:
+            load_training_state(tmp_path / name)
+        message = str(err.value)
+        assert f"it asks for {refused}," in message and message.endswith("not written by gantl")
+        assert "add_safe_globals" not in message and "\n" not in message
+    (tmp_path / "c.pt").write_bytes((tmp_path / "a.pt").read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt or truncated; resume from an earlier snapshot$"):
+        load_training_state(tmp_path / "c.pt")
 
 
 @pytest.mark.parametrize("first_bytes", [b"\x80", b"PK"])

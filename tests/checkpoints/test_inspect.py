@@ -67,3 +67,26 @@ def test_pickles_are_still_pickles_and_garbage_is_one_line(tmp_path: Path) -> No
     with pytest.raises(CheckpointError) as err:
         describe(tmp_path / "fake.safetensors")
     assert "\n" not in str(err.value)
+
+
+def test_import_sniffs_by_structure_not_by_name(tmp_path: Path, checkpoint: Path) -> None:
+    """Issue 14: a pickle named .safetensors given to `models import` got "already a gantl checkpoint"."""
+    from gantl.checkpoints.importers import import_any
+    from gantl.checkpoints.zoo import _sniff_format
+
+    renamed_pickle = tmp_path / "network.safetensors"
+    renamed_pickle.write_bytes(pickle.dumps({"G": [1.0]}, protocol=2))
+    assert _sniff_format(renamed_pickle) == "nvidia-pkl"
+    with pytest.raises(CheckpointError) as err:
+        import_any(renamed_pickle, tmp_path / "out.safetensors")
+    assert "already a gantl checkpoint" not in str(err.value)
+    zipped = tmp_path / "dcgan.safetensors"
+    torch.save({"w": torch.zeros(2)}, zipped)
+    assert _sniff_format(zipped) == "dcgan-tutorial"
+    for low_byte in (0x80, ord("("), ord("}")):  # a real safetensors file whose length starts like a pickle
+        assert _sniff_format(_repad(checkpoint, low_byte)) == "gantl"
+    renamed = tmp_path / "snap.bin"
+    renamed.write_bytes(checkpoint.read_bytes())
+    assert _sniff_format(renamed) == "gantl"
+    with pytest.raises(CheckpointError, match="already a gantl checkpoint"):
+        import_any(renamed, tmp_path / "again.safetensors")

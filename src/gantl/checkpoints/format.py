@@ -511,6 +511,27 @@ def save_training_state(path: str | os.PathLike[str], state: Mapping[str, Any]) 
     return atomic_write(path, lambda tmp: write_bytes_to(tmp, buf.getbuffer(), path))
 
 
+def _state_refusal(path: Path, exc: BaseException) -> str:
+    """One whole sentence for a refused training state, naming the refused global when there is one.
+
+    torch's weights-only message is several lines and advises ``add_safe_globals`` (the wrong advice
+    for an untrusted file); cutting it at a fixed length left refusals cut mid-sentence.
+    """
+    import re
+
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"training state {path} was refused: it asks for {found.group(1)}, which is not a tensor or "
+                "plain data, so it could run code; the file is corrupt or was not written by gantl")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    if len(first) > 160:
+        first = first[:160].rsplit(" ", 1)[0] + " ..."
+    return (f"training state {path} cannot be loaded ({type(exc).__name__}: {first}); it is corrupt or truncated; "
+            "resume from an earlier snapshot")
+
+
 def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a training-state file with ``torch.load(weights_only=True)``: it cannot run code."""
     path = Path(path)
@@ -520,10 +541,7 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError...
-        first = str(exc).strip().splitlines()
-        hint = next((line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else "")
-        raise CheckpointError(f"training state {path} cannot be loaded safely ({type(exc).__name__}: "
-                              f"{hint.strip()[:200]}); it is corrupt or holds objects other than tensors") from None
+        raise CheckpointError(_state_refusal(path, exc)) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"training state {path} holds a {type(state).__name__}, not a dict")
     return state

@@ -213,12 +213,16 @@ def _sniff_format(path: Path) -> str:
 
     with open(path, "rb") as f:
         head = f.read(16)
-    if path.suffix == ".safetensors" or is_safetensors_head(head[:9], path.stat().st_size):
+    # Structure first, the name last: a pickle renamed to .safetensors is still a pickle (it was
+    # called "already a gantl checkpoint"), and a safetensors length can start with 0x80 or "PK".
+    if is_safetensors_head(head[:9], path.stat().st_size):
         return "gantl"
     if head[:2] == b"PK":  # torch.save zip archive (DCGAN-tutorial state dicts)
         return "dcgan-tutorial"
     if head[:1] == b"\x80":  # a raw pickle: NVIDIA's network snapshots
         return "nvidia-pkl"
+    if path.suffix == ".safetensors":
+        return "gantl"  # reading it says, in one line, why it is not a readable safetensors file
     raise CheckpointError(
         f"{path} is not a gantl .safetensors, an NVIDIA stylegan2-ada .pkl or a DCGAN .pth file; "
         "pass one of those"
