@@ -460,17 +460,28 @@ def style_mix(
     ``[1, num_ws)`` and ws ``k..`` come from a second, fresh latent; otherwise the plain ws.
     The second mapping pass never updates ``w_avg``. Returns ws [N, num_ws, w_dim]; feed it to
     ``G.synthesis``.
+
+    The one implementation: the training loss (:meth:`gantl.training.losses.GANLoss.run_G`) calls
+    it, so its tests test training. The coin and the cutoff stay tensors (no ``.item()``), so a GPU
+    step never waits for the host; without ``generator`` they come from the global RNG on ws's
+    device in a fixed order (cutoff, coin, second latent), so a seed gives one sequence of cutoffs.
     """
     ws = G.mapping(z, c, update_emas=update_emas)
-    if prob <= 0 or G.num_ws < 2:
+    n = ws.shape[1]
+    if prob <= 0 or n < 2:
         return ws
-    draw = torch.rand([], generator=generator).item()
-    cutoff = int(torch.randint(1, G.num_ws, [], generator=generator).item())
-    if draw >= prob:
-        return ws
-    z2 = torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
-    ws2 = G.mapping(z2, c, update_emas=False)
-    return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+    if generator is None:
+        cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, n)
+        use_mix = torch.rand([], device=ws.device) < prob
+        z2 = torch.randn_like(z)
+    else:
+        cutoff = torch.randint(1, n, [], generator=generator).to(ws.device)
+        use_mix = (torch.rand([], generator=generator) < prob).to(ws.device)
+        z2 = torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
+    cutoff = torch.where(use_mix, cutoff, torch.full_like(cutoff, n))
+    mixed = G.mapping(z2, c, update_emas=False)
+    keep = torch.arange(n, device=ws.device)[None, :, None] < cutoff
+    return torch.where(keep, ws, mixed)
 
 
 # ----------------------------------------------------------------------------------------------
