@@ -50,6 +50,9 @@ from gantl.errors import ConfigError, GantlError
 BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "gantl.transfer.finetune",
     "gantl.transfer.freeze",
+    "gantl.transfer.l2sp",
+    "gantl.transfer.ewc",
+    "gantl.transfer.fd",
 )
 
 
