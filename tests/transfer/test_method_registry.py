@@ -22,7 +22,7 @@ from gantl.transfer.base import (
 )
 from gantl.transfer.source import check_init_methods
 
-ISSUE_11_NAMES = ("finetune", "freezed", "freezeg", "partial", "freeze-mapping", "l2sp", "ewc", "fd")
+ISSUE_11_NAMES = ("finetune", "freezed", "freezeg", "partial", "freeze-mapping", "l2sp", "ewc", "fd", "scale-shift")
 
 
 def test_every_builtin_method_is_registered_with_usage_and_help() -> None:
@@ -82,6 +82,8 @@ def test_unknown_method_lists_the_registry_and_duplicates_are_refused() -> None:
         parse_method("ewc:-1")
     with pytest.raises(ConfigError, match="anchors nothing"):
         parse_method("l2sp:0:0")
+    with pytest.raises(ConfigError, match="no arguments"):
+        parse_method("scale-shift:2")
 
 
 def test_train_help_lists_every_registered_method() -> None:
@@ -97,6 +99,8 @@ def test_methods_needing_a_source_network_are_refused_when_it_starts_from_scratc
         check_init_methods(parse_methods(["fd"]), init_d="scratch")
     with pytest.raises(ConfigError, match=r"--method ewc:100 .*--init-g scratch"):
         check_init_methods(parse_methods(["ewc"]), init_g="scratch")
+    with pytest.raises(ConfigError, match="scale-shift"):
+        check_init_methods(parse_methods(["scale-shift"]), init_g="scratch")
     # anchoring only D is fine with a fresh G, and only G with a fresh D
     check_init_methods(parse_methods(["l2sp:0:1", "freezed:2"]), init_g="scratch")
     check_init_methods(parse_methods(["l2sp:1:0", "freezeg:1"]), init_d="scratch")

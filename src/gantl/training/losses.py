@@ -105,9 +105,13 @@ class GANLoss:
     def _has_mapping(self) -> bool:
         return hasattr(self.G, "mapping") and hasattr(self.G, "synthesis")
 
-    def run_G(self, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False
+    def run_G(self, z: torch.Tensor, c: torch.Tensor | None, update_emas: bool = False, ws_grad: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Generate images (and ws for StyleGAN2), with style mixing when enabled."""
+        """Generate images (and ws for StyleGAN2), with style mixing when enabled.
+
+        ``ws_grad``: the returned ws can be differentiated against even when the mapping network is
+        frozen (freeze-mapping, scale-shift), as the path-length penalty needs.
+        """
         if not self._has_mapping():
             return self.G(z, c), None
         ws = self.G.mapping(z, c, update_emas=update_emas)
@@ -119,6 +123,8 @@ class GANLoss:
             mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
             keep = torch.arange(ws.shape[1], device=ws.device)[None, :, None] < cutoff
             ws = torch.where(keep, ws, mixed)
+        if ws_grad and not ws.requires_grad:
+            ws = ws.detach().requires_grad_(True)
         return self.G.synthesis(ws), ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -163,7 +169,7 @@ class GANLoss:
 
         if do_Gpl:
             n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-            gen_img, ws = self.run_G(gen_z[:n], gen_c[:n] if gen_c is not None else None)
+            gen_img, ws = self.run_G(gen_z[:n], gen_c[:n] if gen_c is not None else None, ws_grad=True)
             assert ws is not None
             noise = torch.randn_like(gen_img) / math.sqrt(gen_img.shape[2] * gen_img.shape[3])
             (grads,) = torch.autograd.grad(outputs=[(gen_img * noise).sum()], inputs=[ws], create_graph=True,

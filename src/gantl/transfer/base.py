@@ -53,6 +53,7 @@ BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "gantl.transfer.l2sp",
     "gantl.transfer.ewc",
     "gantl.transfer.fd",
+    "gantl.transfer.scale_shift",
 )
 
 
