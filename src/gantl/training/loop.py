@@ -183,8 +183,10 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     elif methods and any(m.name != "finetune" for m in methods):
         log.warning("transfer methods %s without --resume act on randomly initialised networks",
                     ", ".join(opts.methods))
-    for m in methods:
-        m.prepare(G, D, source)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(opts.seed + 1)  # whatever a method initialises (a miner) is a function of the seed
+        for m in methods:
+            m.prepare(G, D, source)
     if list(G_ema.state_dict()) != list(G.state_dict()):  # a method changed G's structure
         G_ema = make_ema(G)
     return Setup(G=G, D=D, G_ema=G_ema, hyper=hyper, methods=methods, source=source, dataset=dataset,

@@ -54,6 +54,7 @@ BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "gantl.transfer.ewc",
     "gantl.transfer.fd",
     "gantl.transfer.scale_shift",
+    "gantl.transfer.minegan",
 )
 
 
@@ -138,6 +139,10 @@ class BaseMethod:
     def on_step(self, info: StepInfo) -> bool:
         """Called before every step; return True after changing what trains or a learning-rate scale."""
         return False
+
+    def check_with(self, others: Sequence[TransferMethod]) -> None:
+        """Raise ConfigError (one line, naming both) when combined with a method it contradicts."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -244,12 +249,17 @@ def parse_methods(specs: Iterable[str]) -> list[TransferMethod]:
 
 
 def check_combination(methods: Sequence[TransferMethod]) -> None:
-    """Refuse the same method twice (two anchors or two miners would silently double a term)."""
+    """Refuse the same method twice (two anchors or two miners would silently double a term), and
+    whatever a method's :meth:`BaseMethod.check_with` says contradicts it."""
     seen: set[str] = set()
     for m in methods:
         if m.name in seen:
             raise ConfigError(f"transfer method '{m.name}' is given twice; keep one --method {m.name}[:args]")
         seen.add(m.name)
+    for m in methods:
+        check = getattr(m, "check_with", None)
+        if check is not None:
+            check([o for o in methods if o is not m])
 
 
 # ---------------------------------------------------------------------------------------------- arguments

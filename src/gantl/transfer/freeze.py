@@ -77,6 +77,11 @@ class FreezeG(BaseMethod):
     def needs_source_g(self) -> bool:  # type: ignore[override]
         return self.k > 0
 
+    @property
+    def freezes_g(self) -> bool:
+        """Whether part of G is frozen (methods that later unfreeze all of G refuse to combine)."""
+        return self.k > 0
+
     def spec(self) -> str:
         return f"{self.name}:{self.k}"
 
@@ -98,6 +103,10 @@ class Partial(BaseMethod):
     def needs_source_g(self) -> bool:  # type: ignore[override]
         return self.k_g > 0
 
+    @property
+    def freezes_g(self) -> bool:
+        return self.k_g > 0
+
     def spec(self) -> str:
         return f"{self.name}:{self.k_d}:{self.k_g}"
 
@@ -109,6 +118,7 @@ class Partial(BaseMethod):
 class FreezeMapping(BaseMethod):
     name = "freeze-mapping"
     needs_source_g = True
+    freezes_g = True
 
     def prepare(self, G: nn.Module, D: nn.Module, source: Any) -> None:
         mapping = getattr(G, "mapping", None)

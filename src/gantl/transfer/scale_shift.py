@@ -94,6 +94,7 @@ class ScaleShift(BaseMethod):
 
     name = "scale-shift"
     needs_source_g = True
+    freezes_g = True
 
     def prepare(self, G: nn.Module, D: nn.Module, source: Any) -> None:
         if source is None:
