@@ -55,6 +55,7 @@ BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "gantl.transfer.fd",
     "gantl.transfer.scale_shift",
     "gantl.transfer.minegan",
+    "gantl.transfer.cdc",
 )
 
 
