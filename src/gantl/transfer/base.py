@@ -56,6 +56,7 @@ BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "gantl.transfer.scale_shift",
     "gantl.transfer.minegan",
     "gantl.transfer.cdc",
+    "gantl.transfer.adafm",
 )
 
 
