@@ -23,7 +23,7 @@ from gantl.transfer.base import (
 from gantl.transfer.source import check_init_methods
 
 ISSUE_11_NAMES = ("finetune", "freezed", "freezeg", "partial", "freeze-mapping", "l2sp", "ewc", "fd", "scale-shift",
-                  "minegan", "cdc", "adafm")
+                  "minegan", "cdc", "adafm", "glo")
 
 
 def test_every_builtin_method_is_registered_with_usage_and_help() -> None:

@@ -36,6 +36,7 @@ class BatchStream:
         self.n = len(dataset)
         self.batch, self.seed, self.rank, self.world = int(batch), int(seed), int(rank), int(world)
         self.position = 0
+        self.last_indices: list[int] = []
         self._epoch = -1
         self._perm: np.ndarray | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 0 else None
@@ -76,6 +77,7 @@ class BatchStream:
         per_rank = self.batch // self.world
         idx = self.indices(self.position + self.rank * per_rank, per_rank)
         self.position += self.batch
+        self.last_indices = idx  # dataset indices of this batch (per-image latents, e.g. GLO)
         return self._load(idx)
 
     def labels_at(self, idx: torch.Tensor) -> torch.Tensor:

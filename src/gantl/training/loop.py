@@ -183,6 +183,10 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     elif methods and any(m.name != "finetune" for m in methods):
         log.warning("transfer methods %s without --resume act on randomly initialised networks",
                     ", ".join(opts.methods))
+    for m in methods:
+        bind = getattr(m, "bind_dataset", None)  # methods that size things by the data (GLO's latents)
+        if callable(bind):
+            bind(dataset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed + 1)  # whatever a method initialises (a miner) is a function of the seed
         for m in methods:
@@ -447,6 +451,7 @@ class Trainer:
     # -- one step ----------------------------------------------------------------------------
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         imgs, labels = self.stream.next()
+        self.loss.real_idx = list(self.stream.last_indices)
         real = imgs.to(self.device, torch.float32) / 127.5 - 1
         real_c = labels.to(self.device) if self.setup.c_dim > 0 else None
         return real, real_c

@@ -43,6 +43,7 @@ class StepContext:
     gen_c: torch.Tensor | None = None
     real_img: torch.Tensor | None = None
     real_c: torch.Tensor | None = None
+    real_idx: list[int] | None = None  # dataset indices of real_img (per-image latents, e.g. GLO)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +101,7 @@ class GANLoss:
         self.pl_mean = torch.zeros([], device=_device_of(G))
         self.cur_nimg = 0
         self.batch_idx = 0
+        self.real_idx: list[int] | None = None  # set by the trainer with each real batch
 
     # -- helpers -----------------------------------------------------------------------------
     def _has_mapping(self) -> bool:
@@ -162,7 +164,7 @@ class GANLoss:
             loss = generator_loss(logits, self.loss_type)
             extra, extra_stats = self._extras(StepContext("G", self.G, self.D, self.cur_nimg, self.batch_idx,
                                                           gen_img=gen_img, gen_z=gen_z, gen_c=gen_c,
-                                                          real_img=real_img, real_c=real_c))
+                                                          real_img=real_img, real_c=real_c, real_idx=self.real_idx))
             (loss + extra).mul(gain).backward()
             stats.update({"loss_G": float(loss.detach()), "scores_fake_G": float(logits.detach().mean())})
             stats.update(extra_stats)
@@ -182,7 +184,7 @@ class GANLoss:
             extra, extra_stats = self._extras(StepContext("Greg", self.G, self.D, self.cur_nimg, self.batch_idx,
                                                           gen_img=gen_img, gen_z=gen_z[:n],
                                                           gen_c=gen_c[:n] if gen_c is not None else None,
-                                                          real_img=real_img, real_c=real_c))
+                                                          real_img=real_img, real_c=real_c, real_idx=self.real_idx))
             # Touch gen_img so every synthesis parameter is part of the graph (DDP-friendly).
             ((gen_img[:, 0, 0, 0] * 0 + loss_pl).mean() + extra).mul(gain).backward()
             stats.update({"pl_penalty": float(penalty.detach().mean()), "loss_Gpl": float(loss_pl.detach().mean())})
@@ -198,7 +200,7 @@ class GANLoss:
             loss_real = discriminator_loss(logits_real, real=True, loss_type=self.loss_type)
             extra, extra_stats = self._extras(StepContext("D", self.G, self.D, self.cur_nimg, self.batch_idx,
                                                           gen_img=gen_img, gen_z=gen_z, gen_c=gen_c,
-                                                          real_img=real_img, real_c=real_c))
+                                                          real_img=real_img, real_c=real_c, real_idx=self.real_idx))
             (loss_real.mean() + extra).mul(gain).backward()
             if self.on_real_logits is not None:
                 self.on_real_logits(logits_real.detach())
@@ -215,7 +217,7 @@ class GANLoss:
             loss_r1 = penalty * (self.r1_gamma / 2)
             extra, extra_stats = self._extras(StepContext("Dreg", self.G, self.D, self.cur_nimg, self.batch_idx,
                                                           gen_z=gen_z, gen_c=gen_c, real_img=real_img,
-                                                          real_c=real_c))
+                                                          real_c=real_c, real_idx=self.real_idx))
             ((logits * 0 + loss_r1[:, None]).mean() + extra).mul(gain).backward()
             stats.update({"r1_penalty": float(penalty.detach().mean()), "loss_Dr1": float(loss_r1.detach().mean())})
             stats.update(extra_stats)

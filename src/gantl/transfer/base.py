@@ -57,6 +57,7 @@ BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "gantl.transfer.minegan",
     "gantl.transfer.cdc",
     "gantl.transfer.adafm",
+    "gantl.transfer.glo",
 )
 
 
