@@ -46,6 +46,7 @@ def test_each_cell_starts_where_it_says_and_trains(tiny_dataset: Path, tmp_path:
     run = Trainer(opts).train()
     assert (run / "snapshot-000000.004.safetensors").is_file()
     assert ("Gscratch" in run.name) == (init_g == "scratch")
+    assert ("Dscratch" in run.name) == (init_d == "scratch")
 
 
 def test_init_options_are_checked(tiny_dataset: Path) -> None:

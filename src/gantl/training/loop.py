@@ -295,8 +295,10 @@ def run_description(opts: TrainOptions, dataset_name: str) -> str:
     methods = "+".join(m.replace(":", "") for m in opts.methods)
     if opts.resume:
         origin = "from-" + re.sub(r"[^A-Za-z0-9._-]+", "_", Path(opts.resume).name.removesuffix(".safetensors"))
-        if getattr(opts, "init_g", "source") == "scratch":  # TransferGAN's matrix: say which net is fresh
-            origin = "Gscratch-" + origin
+        # TransferGAN's G/D initialisation matrix: say which network starts fresh
+        fresh = [net for net, init in (("G", opts.init_g), ("D", "scratch" if opts.fresh_d else opts.init_d))
+                 if init == "scratch"]
+        origin = "".join(f"{net}scratch-" for net in fresh) + origin
         methods = "-".join(x for x in (methods or "finetune", origin) if x)
     return "-".join(x for x in (dataset_name, opts.model, opts.cfg, methods or "scratch", opts.desc) if x)
 
