@@ -91,7 +91,7 @@ def ewc_penalty(net: nn.Module, anchor: dict[str, torch.Tensor], fisher: dict[st
     for name, p in net.named_parameters():
         if not p.requires_grad or name not in fisher:
             continue
-        term = (fisher[name].to(p.device) * (p - anchor[name].to(p.device)).square()).sum()
+        term = (fisher[name] * (p - anchor[name]).square()).sum()
         total = term if total is None else total + term
     return total if total is not None else torch.zeros([])
 
@@ -123,6 +123,10 @@ class EWC(BaseMethod):
     def losses(self, step: Any) -> dict[str, torch.Tensor]:
         if step.phase != "G":
             return {}
+        device = next(iter(step.G.parameters())).device
+        if self.anchor and next(iter(self.anchor.values())).device != device:  # once, after the move to a GPU
+            self.anchor = {n: a.to(device) for n, a in self.anchor.items()}
+            self.fisher = {n: f.to(device) for n, f in self.fisher.items()}
         return {"ewc_G": self.lam * ewc_penalty(step.G, self.anchor, self.fisher)}
 
     def state_dict(self) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def l2sp_penalty(net: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tenso
         ref = anchor.get(name)
         if ref is None or not p.requires_grad:
             continue
-        term = (p - ref.to(p.device)).square().mean()
+        term = (p - ref).square().mean()
         total = term if total is None else total + term
     if total is None:
         return torch.zeros([], device=next(iter(net.parameters())).device)
@@ -87,11 +87,19 @@ class L2SP(BaseMethod):
         if self.lambda_d > 0:
             self.anchors["D"] = anchor_of(D)
 
+    def _on_device(self, key: str, net: nn.Module) -> dict[str, torch.Tensor]:
+        """The anchors of ``key``, moved once to where ``net`` lives (prepare runs before the move to a GPU)."""
+        anchor = self.anchors[key]
+        device = next(iter(net.parameters())).device
+        if anchor and next(iter(anchor.values())).device != device:
+            anchor = self.anchors[key] = {n: a.to(device) for n, a in anchor.items()}
+        return anchor
+
     def losses(self, step: Any) -> dict[str, torch.Tensor]:
         if step.phase == "G" and self.lambda_g > 0:
-            return {"l2sp_G": self.lambda_g * l2sp_penalty(step.G, self.anchors["G"])}
+            return {"l2sp_G": self.lambda_g * l2sp_penalty(step.G, self._on_device("G", step.G))}
         if step.phase == "D" and self.lambda_d > 0:
-            return {"l2sp_D": self.lambda_d * l2sp_penalty(step.D, self.anchors["D"])}
+            return {"l2sp_D": self.lambda_d * l2sp_penalty(step.D, self._on_device("D", step.D))}
         return {}
 
 
