@@ -1,5 +1,6 @@
 """Every registered method trains from DCGAN and ResNet sources too, composed with FreezeD and ADA
-(StyleGAN2 is covered by each method's own tests), and its snapshot rebuilds with Checkpoint.build."""
+(StyleGAN2 is covered by each method's own tests); its snapshot rebuilds with Checkpoint.build and
+serves as the --resume source of a new run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 from gantl.checkpoints.format import load_checkpoint, save_checkpoint
 from gantl.config import from_dict
 from gantl.models.registry import build
-from gantl.training.loop import Trainer
+from gantl.training.loop import Trainer, build_setup
 from gantl.training.options import TrainOptions
 
 METHODS = ["finetune:0.5", "freezeg:1", "l2sp", "ewc", "fd", "scale-shift", "minegan:1", "cdc", "adafm:1", "glo"]
@@ -47,3 +48,9 @@ def test_method_trains_on_the_family_and_its_snapshot_rebuilds(arch: str, method
         assert all(torch.equal(v, state[k]) for k, v in rebuilt.state_dict().items())
     stats = (run / "stats.jsonl").read_text()
     assert "loss_G" in stats and "nan" not in stats.lower()
+    # the snapshot as a --resume source of a new run: same structure, its weights
+    again = build_setup(from_dict(TrainOptions, dict(
+        data=str(tiny_dataset), resume=str(run / "snapshot-000000.008.safetensors"), model=arch,
+        cfg=FAMILIES[arch][0], methods=["freezed:1"])))
+    for net, module in (("G", again.G), ("D", again.D)):
+        assert all(torch.equal(v, ckpt.tensors[net][k]) for k, v in module.state_dict().items())
