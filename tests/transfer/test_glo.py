@@ -62,3 +62,13 @@ def test_glo_needs_data_and_a_source() -> None:
                     need_dataset=False)
     with pytest.raises(ConfigError, match="no arguments"):
         parse_method("glo:1")
+
+
+def test_latents_train_whatever_the_order_of_a_wholesale_g_freezer(tiny_dataset: Path, tmp_path: Path) -> None:
+    for methods in (["glo", "scale-shift"], ["scale-shift", "glo"], ["glo", "minegan:5"]):
+        setup = build_setup(_opts(tiny_dataset, tmp_path, methods=methods))
+        trains = {n for n, p in setup.G.named_parameters() if p.requires_grad}
+        assert "glo_latents" in trains, methods
+        assert "synthesis.b32.conv1.weight" not in trains  # still frozen by the other method
+    with pytest.raises(ConfigError, match="adafm already decides"):
+        build_setup(_opts(tiny_dataset, tmp_path, methods=["adafm", "scale-shift"]))

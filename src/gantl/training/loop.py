@@ -43,7 +43,7 @@ from gantl.training.ema import make_ema, step_ema
 from gantl.training.images import fixed_latents, generate_grid, save_grid
 from gantl.training.losses import GANLoss, StepContext, lazy_optimizer_kwargs
 from gantl.training.options import Hyper, TrainOptions, resolve_hyper
-from gantl.transfer.base import StepInfo, TransferMethod, compose_param_groups, parse_methods
+from gantl.transfer.base import StepInfo, TransferMethod, compose_param_groups, parse_methods, prepare_methods
 
 log = logging.getLogger("gantl")
 
@@ -189,8 +189,7 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
             bind(dataset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed + 1)  # whatever a method initialises (a miner) is a function of the seed
-        for m in methods:
-            m.prepare(G, D, source)
+        prepare_methods(methods, G, D, source)
     if list(G_ema.state_dict()) != list(G.state_dict()):  # a method changed G's structure
         G_ema = make_ema(G)
     return Setup(G=G, D=D, G_ema=G_ema, hyper=hyper, methods=methods, source=source, dataset=dataset,

@@ -110,6 +110,7 @@ class AdaFMMethod(BaseMethod):
     name = "adafm"
     needs_source_g = True
     freezes_g = True
+    prepare_order = 0
 
     def __init__(self, steps: int = DEFAULT_STEPS) -> None:
         self.steps = int(steps)
@@ -118,6 +119,12 @@ class AdaFMMethod(BaseMethod):
 
     def spec(self) -> str:
         return f"{self.name}:{self.steps}"
+
+    def check_with(self, others: Sequence[Any]) -> None:
+        for o in others:
+            if getattr(o, "freezes_g", False):
+                raise ConfigError(f"adafm already decides which G blocks train (new low-res blocks, frozen "
+                                  f"AdaFM-modulated ones); --method {o.spec()} contradicts it: drop one of them")
 
     def prepare(self, G: nn.Module, D: nn.Module, source: Any) -> None:
         if source is None:

@@ -119,11 +119,15 @@ class BaseMethod:
     ``needs_source_g`` / ``needs_source_d``: whether the method only makes sense when that network
     starts from the source's weights (anchoring to, freezing or distilling from them). They are
     checked against ``--init-g/--init-d scratch`` (and ``--fresh-d``) before anything is loaded.
+    ``prepare_order``: methods are prepared in this order (stable), see :func:`prepare_methods`.
     """
 
     name = "base"
     needs_source_g = False
     needs_source_d = False
+    # Methods that decide wholesale what of G trains (scale-shift, minegan, adafm) prepare first (0),
+    # so parameters other methods add afterwards (GLO's latents, CDC's head) keep training.
+    prepare_order = 1
 
     def spec(self) -> str:
         """The command-line spelling that recreates this method (``freezed:4``)."""
@@ -243,6 +247,13 @@ def parse_method(spec: str) -> TransferMethod:
         known = ", ".join(info.usage for info in METHODS.values())
         raise ConfigError(f"unknown transfer method '{name}'; known: {known} (e.g. --method freezed:4)")
     return METHODS[name].factory(args)
+
+
+def prepare_methods(methods: Sequence[TransferMethod], G: nn.Module, D: nn.Module, source: Any) -> None:
+    """Run every method's ``prepare``: wholesale G freezers first (``prepare_order`` 0), then the rest in
+    the order given, so a method that adds trainable parameters is never frozen by one listed after it."""
+    for m in sorted(methods, key=lambda m: getattr(m, "prepare_order", 1)):
+        m.prepare(G, D, source)
 
 
 def parse_methods(specs: Iterable[str]) -> list[TransferMethod]:

@@ -76,6 +76,7 @@ class MineGAN(BaseMethod):
 
     name = "minegan"
     needs_source_g = True
+    prepare_order = 0
 
     def __init__(self, steps: int = DEFAULT_STEPS) -> None:
         self.steps = int(steps)

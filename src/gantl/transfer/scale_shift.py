@@ -95,6 +95,7 @@ class ScaleShift(BaseMethod):
     name = "scale-shift"
     needs_source_g = True
     freezes_g = True
+    prepare_order = 0
 
     def prepare(self, G: nn.Module, D: nn.Module, source: Any) -> None:
         if source is None:
