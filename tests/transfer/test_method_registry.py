@@ -105,3 +105,23 @@ def test_methods_needing_a_source_network_are_refused_when_it_starts_from_scratc
     # anchoring only D is fine with a fresh G, and only G with a fresh D
     check_init_methods(parse_methods(["l2sp:0:1", "freezed:2"]), init_g="scratch")
     check_init_methods(parse_methods(["l2sp:1:0", "freezeg:1"]), init_d="scratch")
+
+
+def test_methods_that_copy_the_source_prepare_before_methods_that_change_it() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    from gantl.models.registry import build
+    from gantl.transfer.base import prepare_methods
+
+    torch.manual_seed(0)
+    G = build("dcgan", "G", dict(z_dim=8, img_resolution=32, ngf=8))
+    D = build("dcgan", "D", dict(img_resolution=32, ndf=8))
+    source_const = G.blocks[0].conv.weight.detach().clone()
+    methods = parse_methods(["adafm:5", "l2sp:1:0", "glo"])
+    methods[2].bind_dataset(range(7))
+    prepare_methods(methods, G, D, SimpleNamespace())
+    assert not torch.equal(G.blocks[0].conv.weight, source_const)  # adafm re-initialised the 4x4 block ...
+    assert torch.equal(methods[1].anchors["G"]["blocks.0.conv.weight"], source_const)  # ... after l2sp anchored it
+    assert G.glo_latents.requires_grad and G.glo_latents.shape == (7, 8)

@@ -125,8 +125,9 @@ class BaseMethod:
     name = "base"
     needs_source_g = False
     needs_source_d = False
-    # Methods that decide wholesale what of G trains (scale-shift, minegan, adafm) prepare first (0),
-    # so parameters other methods add afterwards (GLO's latents, CDC's head) keep training.
+    # Preparation order: -1 methods that copy or anchor to the source networks (l2sp, ewc, fd, cdc),
+    # so they see them unchanged; 0 methods that decide wholesale what of G trains (scale-shift,
+    # minegan, adafm); 1 the rest, so parameters they add (GLO's latents) are not frozen by a 0.
     prepare_order = 1
 
     def spec(self) -> str:
@@ -250,8 +251,9 @@ def parse_method(spec: str) -> TransferMethod:
 
 
 def prepare_methods(methods: Sequence[TransferMethod], G: nn.Module, D: nn.Module, source: Any) -> None:
-    """Run every method's ``prepare``: wholesale G freezers first (``prepare_order`` 0), then the rest in
-    the order given, so a method that adds trainable parameters is never frozen by one listed after it."""
+    """Run every method's ``prepare`` by ``prepare_order`` (then in the order given): methods that copy
+    or anchor to the source see it unchanged, and a method that adds trainable parameters is never
+    frozen by a wholesale G freezer listed after it."""
     for m in sorted(methods, key=lambda m: getattr(m, "prepare_order", 1)):
         m.prepare(G, D, source)
 

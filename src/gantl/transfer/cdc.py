@@ -106,6 +106,7 @@ class CDC(BaseMethod):
     """Distance consistency to the frozen source G plus a patch-level D head (Ojha et al. 2021)."""
 
     name = "cdc"
+    prepare_order = -1  # anchors/copies the source before other methods change the networks
     needs_source_g = True
 
     def __init__(self, lam: float = DEFAULT_LAMBDA) -> None:

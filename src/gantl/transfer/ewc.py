@@ -100,6 +100,7 @@ class EWC(BaseMethod):
     """Fisher-weighted anchor of G to the source (Li et al. 2020)."""
 
     name = "ewc"
+    prepare_order = -1  # anchors/copies the source before other methods change the networks
     needs_source_g = True
     needs_source_d = True  # F is measured with the source's D
 

@@ -70,6 +70,7 @@ class FeatureDistillation(BaseMethod):
     """Match D's block features on reals to the frozen source D's (Park et al. survey, FreezeD ``FM_reg``)."""
 
     name = "fd"
+    prepare_order = -1  # anchors/copies the source before other methods change the networks
     needs_source_d = True
 
     def __init__(self, lam: float = DEFAULT_LAMBDA, block: int | None = None) -> None:

@@ -58,6 +58,7 @@ class L2SP(BaseMethod):
     """Anchor G and/or D to the source's weights with FreezeD's per-tensor-mean L2 penalty."""
 
     name = "l2sp"
+    prepare_order = -1  # anchors/copies the source before other methods change the networks
 
     def __init__(self, lambda_g: float = 1.0, lambda_d: float | None = None) -> None:
         self.lambda_g = float(lambda_g)
