@@ -463,7 +463,11 @@ class Trainer:
         real, real_c = self._real_batch()
         n = self.batch_gpu
         z_dim = self.G.z_dim
-        all_z = torch.randn([len(self.phases) * n, z_dim], device=self.device).split(n)
+        all_z = torch.randn([len(self.phases) * n, z_dim], device=self.device)
+        info = StepInfo(G=self.G, D=self.D, cur_nimg=self.cur_nimg, batch_idx=self.batch_idx)
+        for m in self.methods:  # e.g. CDC's anchor neighbourhoods on every 4th step
+            all_z = m.latents(info, all_z) if hasattr(m, "latents") else all_z
+        all_z = all_z.split(n)
         if self.setup.c_dim > 0:
             idx = torch.randint(len(self.setup.dataset), [len(self.phases) * n])
             all_c = list(self.stream.labels_at(idx).to(self.device).split(n))

@@ -4,7 +4,8 @@ A transfer method is a small object that may (1) change the networks before trai
 (freeze blocks, add modules) in :meth:`prepare`, (2) say which parameters train and at what
 learning-rate scale in :meth:`parameters`, (3) add loss terms to any training phase in
 :meth:`losses`, (4) change what trains or how fast while training in :meth:`on_step`
-(MineGAN's and AdaFM's "unfreeze after N steps"), and (5) save/restore its own state so a
+(MineGAN's and AdaFM's "unfreeze after N steps"), (5) choose the step's latents in
+:meth:`latents` (CDC's anchor neighbourhoods), and (6) save/restore its own state so a
 resumed run is exact.
 
 Composition rules (so ``finetune:0.1 + freezed:4`` means one thing):
@@ -108,6 +109,8 @@ class TransferMethod(Protocol):
 
     def on_step(self, info: StepInfo) -> bool: ...
 
+    def latents(self, info: StepInfo, z: torch.Tensor) -> torch.Tensor: ...
+
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
@@ -151,6 +154,10 @@ class BaseMethod:
     def check_with(self, others: Sequence[TransferMethod]) -> None:
         """Raise ConfigError (one line, naming both) when combined with a method it contradicts."""
         return None
+
+    def latents(self, info: StepInfo, z: torch.Tensor) -> torch.Tensor:
+        """The step's generator latents (every phase's, stacked); a method may replace them (CDC anchors)."""
+        return z
 
     def state_dict(self) -> dict[str, Any]:
         return {}

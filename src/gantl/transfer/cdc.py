@@ -10,9 +10,11 @@ Two parts, both as in the official ``train.py`` except where noted:
    target, and ``lambda * KLDiv(log p_target, p_source)`` (PyTorch's default element-mean, so the
    1000 belongs to N = 4) is added to the generator's loss. If the target equals the source the term
    is exactly zero (a test checks it): both generators run with the same constant noise.
-2. **Relaxed realism with a patch discriminator.** A new head (3x3 conv to one logit per location,
-   the official ``Extra``) reads a discriminator block's feature map and gives patch-level logistic
-   losses on reals and fakes, on the iterations that are not multiples of ``subspace_freq`` = 4.
+2. **Anchor-based relaxed realism.** ``n_train`` = 10 anchor latents are fixed at the start; on
+   every ``subspace_freq`` = 4th iteration the step's latents are drawn around them (each coordinate
+   N(anchor, ``subspace_std`` = 0.1)), where the image-level loss applies. A new head (3x3 conv to
+   one logit per location, the official ``Extra``) reads a discriminator block's feature map and
+   gives patch-level logistic losses on reals and fakes on the other iterations.
 
 Where gantl differs, on purpose: layers are chosen by *depth*, not by channel count and size. The
 official patch path only collects 512-channel maps at 32 or 16 px and silently never fires at
@@ -20,8 +22,8 @@ official patch path only collects 512-channel maps at 32 or 16 px and silently n
 one (all synthesis blocks for StyleGAN2), and the patch head sits on D's middle feature block, so
 both work at every resolution and on StyleGAN2, DCGAN and ResNet. The image-level adversarial loss
 of the training loop stays on every step (the official code swaps it for the patch loss on
-non-anchor steps), and the anchor-latent sampling (``n_train`` anchors, ``subspace_std``) is not
-implemented. The patch head is recorded as a network adapter of D, so snapshots rebuild.
+non-anchor steps). The patch head is recorded as a network adapter of D, so snapshots rebuild;
+the anchors are part of the method's state.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ USAGE = "cdc[:lambda]"
 DEFAULT_LAMBDA = 1000.0  # kl_wt
 FEAT_BATCH = 4  # feat_const_batch
 SUBSPACE_FREQ = 4
+SUBSPACE_STD = 0.1
+N_ANCHORS = 10  # n_train
 ADAPTER = "cdc-patch"
 
 
@@ -113,6 +117,7 @@ class CDC(BaseMethod):
         self.lam = float(lam)
         self.g_src: nn.Module | None = None
         self.block: int | None = None
+        self.anchors: torch.Tensor | None = None
 
     def spec(self) -> str:
         return f"{self.name}:{self.lam:g}"
@@ -123,6 +128,7 @@ class CDC(BaseMethod):
         if len(generator_layers(G)) < 1:
             raise ConfigError("cdc found no generator layer to compare")
         self.g_src = copy.deepcopy(G).requires_grad_(False)
+        self.anchors = torch.randn([N_ANCHORS, G.z_dim])  # build_setup seeds prepare: a function of --seed
         self.block = _middle_block(D)
         probe = torch.zeros([2, D.img_channels, D.img_resolution, D.img_resolution],
                             device=next(iter(D.parameters())).device)
@@ -133,6 +139,14 @@ class CDC(BaseMethod):
             channels = block_features(D, list(D.blocks)[self.block], probe, c).shape[1]
         D.train(was)
         add_adapter(D, {"kind": ADAPTER, "block": self.block, "channels": int(channels)})
+
+    def latents(self, info: Any, z: torch.Tensor) -> torch.Tensor:
+        """On every ``SUBSPACE_FREQ``-th step, z near the anchors: anchor + N(0, SUBSPACE_STD^2) per coordinate."""
+        if info.batch_idx % SUBSPACE_FREQ != 0 or self.anchors is None:
+            return z
+        anchors = self.anchors.to(z.device)
+        pick = torch.randint(len(anchors), [z.shape[0]], device=z.device)
+        return anchors[pick] + SUBSPACE_STD * torch.randn_like(z)
 
     def _patch_logits(self, D: nn.Module, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         assert self.block is not None
@@ -172,11 +186,14 @@ class CDC(BaseMethod):
     def state_dict(self) -> dict[str, Any]:
         if self.g_src is None:
             return {}
-        return {"g_src_buffers": {n: b.detach().cpu().clone() for n, b in self.g_src.named_buffers()}}
+        return {"g_src_buffers": {n: b.detach().cpu().clone() for n, b in self.g_src.named_buffers()},
+                "anchors": self.anchors.clone() if self.anchors is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not state or self.g_src is None:
             return
+        if state.get("anchors") is not None:
+            self.anchors = torch.as_tensor(state["anchors"])
         own = dict(self.g_src.named_buffers())
         with torch.no_grad():
             for n, b in state["g_src_buffers"].items():
