@@ -85,3 +85,15 @@ def test_fd_term_is_logged_in_the_d_phase_and_zero_before_the_first_update(tiny_
     assert tick.means()["fd_D"] == 0.0
     trainer.step(tick)
     assert tick.sums["fd_D"] > 0
+
+
+def test_distilling_a_block_that_freezing_keeps_fixed_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
+    from gantl.training.loop import build_setup
+
+    def opts(methods: list[str]) -> TrainOptions:
+        return from_dict(TrainOptions, dict(data=str(tiny_dataset), resume="cifar9-stylegan2-32", methods=methods,
+                                            outdir=str(tmp_path)))
+
+    with pytest.raises(ConfigError, match=r"fd:1:2 distils D block 2 .* frozen"):
+        build_setup(opts(["fd:1:2", "freezed:1"]))  # block 2 from the top of 3 is b32, the first
+    build_setup(opts(["fd:1:0", "freezed:1"]))  # b8 still trains

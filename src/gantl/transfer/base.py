@@ -159,6 +159,10 @@ class BaseMethod:
         """The step's generator latents (every phase's, stacked); a method may replace them (CDC anchors)."""
         return z
 
+    def check_prepared(self, G: nn.Module, D: nn.Module) -> None:
+        """After every method's ``prepare``: raise ConfigError when the combined result defeats this method."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -263,6 +267,10 @@ def prepare_methods(methods: Sequence[TransferMethod], G: nn.Module, D: nn.Modul
     frozen by a wholesale G freezer listed after it."""
     for m in sorted(methods, key=lambda m: getattr(m, "prepare_order", 1)):
         m.prepare(G, D, source)
+    for m in methods:
+        check = getattr(m, "check_prepared", None)
+        if check is not None:
+            check(G, D)
 
 
 def parse_methods(specs: Iterable[str]) -> list[TransferMethod]:

@@ -97,6 +97,17 @@ class FeatureDistillation(BaseMethod):
         self.index = n - 1 - loc
         self.d_src = copy.deepcopy(D).requires_grad_(False)
 
+    def check_prepared(self, G: nn.Module, D: nn.Module) -> None:
+        """Distilling a block that cannot move (every layer up to it frozen, e.g. by freezed:K) does nothing."""
+        if self.index is None:
+            return
+        params = [p for block in list(D.blocks)[: self.index + 1] for p in block.parameters()]
+        if params and not any(p.requires_grad for p in params):
+            loc = len(feature_blocks(D)) - 1 - self.index
+            raise ConfigError(f"{self.spec()} distils D block {loc} from the top, but every layer up to it is frozen "
+                              f"(freezed/partial), so the term cannot change D; pick a block nearer the output "
+                              f"(fd:{self.lam:g}:{max(loc - 1, 0)}) or freeze fewer D blocks")
+
     def losses(self, step: Any) -> dict[str, torch.Tensor]:
         if step.phase != "D" or step.real_img is None or self.d_src is None or self.index is None:
             return {}
