@@ -7,7 +7,7 @@ real features ship with gantl. One JSON line per recipe: FID, KID, training wall
 
 A recipe is ``NAME=key=value;key=value...`` with ``gantl train`` option keys and JSON or plain
 values, e.g. ``--recipe "ft25-fd2-ada=methods=[\\"finetune:0.25\\",\\"freezed:2\\"];aug=ada"``;
-``NAME=scratch`` trains the source's architecture from random initialisation.
+a ``scratch`` item (``NAME=scratch;aug=ada``) trains the source's architecture from random initialisation.
 
 Usage: .venv/bin/python benchmarks/demo_recipes.py --source cifar9-stylegan2-32 --kimg 10 \\
        --recipe ... [--threads 1] [--num-gen 500] [--out recipes.jsonl] [--work /tmp/demo-recipes]
@@ -31,9 +31,10 @@ from gantl.demo import DemoConfig, curate_horses, find_cifar10, sample_horses, s
 def parse_recipe(text: str) -> tuple[str, dict]:
     name, _, spec = text.partition("=")
     opts: dict = {}
-    if spec.strip() in ("", "scratch"):
-        return name, {"scratch": True}
     for item in spec.split(";"):
+        if item.strip() == "scratch":
+            opts["scratch"] = True
+            continue
         key, _, value = item.partition("=")
         try:
             opts[key.strip()] = json.loads(value)
