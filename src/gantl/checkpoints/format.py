@@ -349,8 +349,11 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, di
         return None, raw
     try:
         meta = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path}: the gantl metadata is not valid JSON ({exc}); the file is damaged") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: the gantl metadata is a JSON {type(meta).__name__}, not an object; "
+                              "the file is damaged")
     return meta, raw
 
 

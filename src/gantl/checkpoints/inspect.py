@@ -62,12 +62,13 @@ def _describe_safetensors(path: Path) -> dict[str, Any]:
     if meta is None or meta.get("format") != FORMAT_NAME:
         return {"path": str(path), "format": "safetensors", "header_metadata": raw, "networks": [],
                 "tensors": tensors, "total_parameters": sum(t["numel"] for t in tensors)}
-    records = meta.get("networks") or {}
+    # inspect describes damaged files too, so the metadata's shape is checked rather than trusted
+    records = meta.get("networks") if isinstance(meta.get("networks"), Mapping) else {}
     networks = []
-    names = list(records) + sorted({t["name"].split(".", 1)[0] for t in tensors} - set(records))
+    names = [str(n) for n in records] + sorted({t["name"].split(".", 1)[0] for t in tensors} - set(records))
     for net in names:
-        own = [dict(t, name=t["name"].split(".", 1)[1]) for t in tensors if t["name"].split(".", 1)[0] == net]
-        info = records.get(net) or {}
+        own = [dict(t, name=t["name"].split(".", 1)[-1]) for t in tensors if t["name"].split(".", 1)[0] == net]
+        info = records.get(net) if isinstance(records.get(net), Mapping) else {}
         networks.append({
             "name": net,
             "arch": info.get("arch"),

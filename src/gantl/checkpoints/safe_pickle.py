@@ -31,8 +31,10 @@ import collections
 import hashlib
 import io
 import pickle
+import reprlib
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,7 +204,8 @@ _TENSOR_TYPE, _PARAMETER_TYPE = _TypeMarker("Tensor"), _TypeMarker("Parameter")
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
     if func not in _TENSOR_BUILDERS or new_type not in (_TENSOR_TYPE, _PARAMETER_TYPE):
-        raise UnsafePickleError(f"a tensor record asks to be built by {func!r} as {new_type!r}; {_POLICY}")
+        raise UnsafePickleError(f"a tensor record asks to be built by {_short_repr(func)} as "
+                                f"{_short_repr(new_type)}; {_POLICY}")
     out = func(*args)
     if new_type is _PARAMETER_TYPE and not isinstance(out, torch.nn.Parameter):
         out = _rebuild_parameter(out, False)
@@ -212,7 +215,8 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
 def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
     """Protocol-2 pickles write ``bytes`` as ``_codecs.encode(str, 'latin1')``: allow only that."""
     if not isinstance(text, str) or encoding.lower().replace("-", "") not in ("latin1", "iso88591"):
-        raise UnsafePickleError(f"_codecs.encode with encoding {encoding!r} is not plain bytes data; {_POLICY}")
+        raise UnsafePickleError(f"_codecs.encode with encoding {_short_repr(encoding)} is not plain bytes data; "
+                                f"{_POLICY}")
     return text.encode("latin1")
 
 
@@ -231,8 +235,126 @@ def _numpy_multiarray() -> Any:
 
 def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: str) -> np.ndarray:
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise UnsafePickleError(f"a numpy buffer with dtype {dtype!r} is not plain data; {_POLICY}")
+        raise UnsafePickleError(f"a numpy buffer with dtype {_short_repr(dtype)} is not plain data; {_POLICY}")
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy()
+
+
+#: Bounds on what a pickle may ask a constructor to allocate. A checkpoint's containers are built by
+#: opcodes from data in the file; only a hostile file calls ``bytearray(2**40)`` or
+#: ``list(range(10**12))``, which would exhaust memory before any error could be raised.
+MAX_CONSTRUCTED_ITEMS = 1 << 24
+MAX_SPLIT_ITEMS = 1 << 12  # list(tensor) makes one Python object per row
+MAX_NUMPY_SHELL = 1 << 16  # numpy's own pickles rebuild arrays from an empty (0,) shell
+
+
+class _Bounded:
+    """A builtin constructor (``list``, ``bytes``...) that refuses sizes no checkpoint needs."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            first = args[0]
+            if isinstance(first, int) and not isinstance(first, bool) and self.cls in (bytes, bytearray) \
+                    and not 0 <= first <= MAX_CONSTRUCTED_ITEMS:
+                raise CheckpointError(f"refusing to load: the pickle asks for {self.cls.__name__}({first}), more "
+                                      f"memory than any checkpoint needs; the file is hostile or corrupt")
+            if self.cls is str and not isinstance(first, (str, bytes, bytearray, int, float)):
+                # str() of a structure that shares itself through the memo is exponentially long
+                raise CheckpointError(f"refusing to load: the pickle asks for str() of a {type(first).__name__}; "
+                                      "the file is hostile or corrupt")
+            if isinstance(first, (torch.Tensor, np.ndarray)) and first.ndim and len(first) > MAX_SPLIT_ITEMS:
+                raise CheckpointError(f"refusing to load: the pickle asks to split a {len(first):,}-row array into "
+                                      f"a {self.cls.__name__}; the file is hostile or corrupt")
+            if not isinstance(first, (bytes, bytearray, str, memoryview)):
+                try:
+                    n = len(first)
+                except (TypeError, OverflowError):
+                    n = None if not isinstance(first, range) else MAX_CONSTRUCTED_ITEMS + 1
+                if n is not None and n > MAX_CONSTRUCTED_ITEMS:
+                    raise CheckpointError(f"refusing to load: the pickle asks for a {self.cls.__name__} of {n:,} "
+                                          f"items, more than any checkpoint holds; the file is hostile or corrupt")
+        return self.cls(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"bounded {self.cls.__name__}"
+
+
+_PLAIN_KINDS = frozenset("biufcSUV")  # numbers, bools, byte/unicode strings, raw bytes: no objects, no dates
+
+
+def _numpy_dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """``np.dtype`` as numpy's pickles call it, always returning a *copy* of a plain dtype: with
+    ``copy=False`` numpy hands out its shared builtin dtype, which a following ``BUILD`` would rewrite
+    for the whole process, and object/structured dtypes are not checkpoint data."""
+    if not isinstance(align, (bool, np.bool_)) or not isinstance(obj, str) or len(obj) > 16:
+        raise CheckpointError(f"a numpy dtype record ({_short_repr(obj)}, align={_short_repr(align)}) is malformed; "
+                              "the file is corrupt")
+    try:
+        dtype = np.dtype(obj, align=bool(align), copy=True)
+    except Exception as exc:  # noqa: BLE001 - numpy parses dtype strings with ast: SyntaxError, TypeError...
+        raise CheckpointError(f"a numpy dtype record ({_short_repr(obj)}) is not a dtype ({_one_line(exc)}); "
+                              "the file is corrupt") from None
+    if dtype.kind not in _PLAIN_KINDS or dtype.hasobject or dtype.names is not None or dtype.subdtype is not None:
+        raise UnsafePickleError(f"a numpy dtype {_short_repr(obj)} is not plain numbers or bytes; {_POLICY}")
+    return dtype
+
+
+def _check_dtype_state(state: Any, what: str) -> None:
+    """numpy writes ``(3, byteorder, None, None, None, elsize, alignment, flags)`` for a plain dtype."""
+    if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ("<", "|", "=")
+            and state[2] is None and state[3] is None and state[4] is None
+            and all(type(v) is int for v in state[5:])):
+        raise CheckpointError(f"{what}: a numpy dtype state {_short_repr(state)} is not a plain little-endian "
+                              "dtype; the file is corrupt or was saved on a big-endian machine")
+
+
+def _check_array_state(state: Any, what: str) -> None:
+    """``(1, shape, dtype, is_fortran, raw bytes)`` whose bytes fill the shape exactly."""
+    ok = isinstance(state, tuple) and len(state) == 5 and state[0] == 1 and isinstance(state[1], tuple) \
+        and all(type(n) is int and n >= 0 for n in state[1]) and isinstance(state[2], np.dtype) \
+        and state[2].kind in _PLAIN_KINDS and not state[2].hasobject and isinstance(state[3], (bool, np.bool_)) \
+        and isinstance(state[4], (bytes, bytearray))
+    if ok:
+        count = 1
+        for n in state[1]:
+            count *= n
+        ok = count * state[2].itemsize == len(state[4])
+    if not ok:
+        raise CheckpointError(f"{what}: a numpy array record {_short_repr(state)} is malformed; the file is corrupt")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """A bounded repr of attacker-chosen data: ``repr`` of a list that holds itself twice per level
+    (a few memo references) is exponentially long, so messages use :mod:`reprlib`'s limits."""
+    try:
+        text = " ".join(_REPR.repr(value).split())
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not replace the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _numpy_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's pickle shell: ``_reconstruct(ndarray, (0,), b'b')``, then ``__setstate__`` fills it.
+
+    The real function allocates ``shape`` up front, so ``(2**34,)`` would claim 16 GB before the
+    state (checked against the data it carries) arrives; only small shells of plain ndarrays pass.
+    """
+    if subtype is not np.ndarray:
+        raise UnsafePickleError(f"a numpy record asks to build {_short_repr(subtype)}, not a plain ndarray; {_POLICY}")
+    try:
+        count = int(np.prod([int(x) for x in shape], dtype=np.float64)) if isinstance(shape, tuple) else -1
+    except (TypeError, ValueError, OverflowError):
+        count = -1
+    if not 0 <= count <= MAX_NUMPY_SHELL:
+        raise CheckpointError(f"refusing to load: a numpy record asks for an empty array of shape "
+                              f"{_short_repr(shape)}; numpy never writes that, the file is hostile or corrupt")
+    return _numpy_multiarray()._reconstruct(subtype, shape, dtype)
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
@@ -249,23 +371,25 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("torch.nn.parameter", "Parameter"): _PARAMETER_TYPE,
         ("torch._tensor", "Tensor"): _TENSOR_TYPE,
         ("torch", "Tensor"): _TENSOR_TYPE,
-        ("torch", "Size"): torch.Size,
+        ("torch", "Size"): _Bounded(torch.Size),
         ("torch", "device"): torch.device,
         ("torch.storage", "_load_from_bytes"): lambda data: _load_torch_legacy(io.BytesIO(data), "storage bytes"),
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
         ("dnnlib.util", "EasyDict"): EasyDictData,
         ("dnnlib", "EasyDict"): EasyDictData,
         ("_codecs", "encode"): _codecs_encode,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "dtype"): _numpy_dtype,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer,
         ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
     }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(mod, "_reconstruct")] = multiarray._reconstruct
+        allowed[(mod, "_reconstruct")] = _numpy_reconstruct
         allowed[(mod, "scalar")] = multiarray.scalar
-    for t in (set, frozenset, complex, slice, bytearray, list, dict, tuple, int, float, bool, str, bytes, range):
+    for t in (complex, slice, int, float, bool, range):
         allowed[("builtins", t.__name__)] = t
+    for t in (set, frozenset, bytearray, list, dict, tuple, str, bytes):  # sized by their argument: bounded
+        allowed[("builtins", t.__name__)] = _Bounded(t)
     for name, dtype in _STORAGE_DTYPES.items():
         allowed[("torch", name)] = _StorageType(name, dtype)
     allowed[("torch.storage", "UntypedStorage")] = _StorageType("UntypedStorage", torch.uint8)
@@ -275,19 +399,67 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 
 
 _ALLOWED = _allowed_globals()
+_ALLOWED_IDS = frozenset(id(v) for v in _ALLOWED.values())
+_BUILDABLE = (np.ndarray, np.dtype, EasyDictData, collections.OrderedDict, PersistentRecord)
 
 
 # --------------------------------------------------------------------------------------------- unpickler
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only allow-listed globals; storages come from ``storage_loader``."""
+class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    """An unpickler that resolves only allow-listed globals; storages come from ``storage_loader``.
+
+    It is the pure-Python unpickler on purpose: the C one keeps its memo in an array indexed by the
+    ``PUT`` opcode's argument, so a 10-byte pickle with ``LONG_BINPUT 0xFFFFFFF0`` asks for 32 GB
+    before any check can run (found by tests/test_fuzz.py). The pure-Python memo is a dict.
+    """
 
     def __init__(self, file: BinaryIO, what: str,
                  storage_loader: Callable[[tuple], Any] | None = None) -> None:
         super().__init__(file, encoding="latin1")
         self.what = what
+        try:  # how many bytes the input holds: no length field may claim more
+            here = file.tell()
+            self.input_size = file.seek(0, io.SEEK_END) - here
+            file.seek(here)
+        except (OSError, AttributeError, ValueError):
+            self.input_size = 1 << 40
         self.storage_loader = storage_loader
+
+    def load_build(self) -> None:
+        """``BUILD`` (set an object's state) only on fresh arrays, dtypes and dicts this load made.
+
+        The stock opcode writes into any object's ``__dict__``: a pickle could BUILD numpy's shared
+        ``float32`` dtype (``np.dtype('f4', copy=False)`` is a singleton) or this module's allow-list
+        entries, corrupting every later load in the process (found by tests/test_fuzz.py).
+        """
+        inst = self.stack[-2] if len(self.stack) > 1 else None  # the state is on top, the object under it
+        if not isinstance(inst, _BUILDABLE) or id(inst) in _ALLOWED_IDS:
+            raise UnsafePickleError(f"refusing to load {self.what}: it asks to set the state of a "
+                                    f"{type(inst).__name__}, which checkpoints never do; {_POLICY}")
+        state = self.stack[-1]
+        if isinstance(inst, np.dtype):
+            # numpy's own dtype.__setstate__ segfaults on malformed states (tests/test_fuzz.py). A plain
+            # dtype is fully described by the string it was built from, so the state is only checked.
+            _check_dtype_state(state, self.what)
+            self.stack.pop()
+            return
+        if isinstance(inst, np.ndarray):
+            _check_array_state(state, self.what)
+        super().load_build()
+
+    def load_bytearray8(self) -> None:
+        """The stock opcode allocates the declared length before reading: 8 bytes claiming 1 GB made
+        a 300-byte file take a gigabyte (tests/test_fuzz.py). Refuse lengths the input cannot hold."""
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > self.input_size:
+            raise CheckpointError(f"{self.what} declares a {size:,}-byte array in a {self.input_size:,}-byte "
+                                  "input; the file is corrupt or hostile")
+        self.append(bytearray(self.read(size)))
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
 
     def find_class(self, module: str, name: str) -> Any:
         # Protocol 0-2 pickles use Python 2 names (__builtin__, copy_reg): translate as pickle does.
@@ -296,14 +468,14 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise UnsafePickleError(
-                f"refusing to load {self.what}: it asks to run {module}.{name}; {_POLICY}") from None
+            raise UnsafePickleError(f"refusing to load {self.what}: it asks to run "
+                                    f"{_short_repr(f'{module}.{name}')[1:-1]}; {_POLICY}") from None
 
     def persistent_load(self, pid: Any) -> Any:
         if self.storage_loader is None or not isinstance(pid, tuple) or not pid or pid[0] != "storage":
             kind = pid[0] if isinstance(pid, tuple) and pid else type(pid).__name__
-            raise UnsafePickleError(f"refusing to load {self.what}: it holds a persistent '{kind}' reference; "
-                                    f"{_POLICY}")
+            raise UnsafePickleError(f"refusing to load {self.what}: it holds a persistent {_short_repr(kind)} "
+                                    f"reference; {_POLICY}")
         return self.storage_loader(pid)
 
 
@@ -313,14 +485,22 @@ def _unpickle(file: BinaryIO, what: str, storage_loader: Callable[[tuple], Any] 
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError, KeyError,
-            struct.error, RuntimeError, MemoryError, OverflowError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{what} is not a readable pickle ({type(exc).__name__}: {exc}); "
+            struct.error, RuntimeError, MemoryError, OverflowError, UnicodeDecodeError, SystemError,
+            RecursionError, LookupError) as exc:
+        # SystemError: numpy's C code refusing a malformed dtype state (tests/test_fuzz.py)
+        raise CheckpointError(f"{what} is not a readable pickle ({type(exc).__name__}: {_one_line(exc)}); "
                               "the file is corrupt or not a checkpoint") from None
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's text on one line, cut at a word: messages can embed a tensor's multi-line repr."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _storage_type(pid: tuple, what: str) -> _StorageType:
     if len(pid) < 5 or not isinstance(pid[1], _StorageType):
-        raise CheckpointError(f"{what}: a storage reference is malformed ({pid[:2]!r})")
+        raise CheckpointError(f"{what}: a storage reference is malformed ({_short_repr(pid[:2])})")
     return pid[1]
 
 
@@ -328,8 +508,13 @@ def _load_torch_zip(path_or_file: str | Path | BinaryIO, what: str) -> Any:
     """``torch.save`` zip format: unpickle ``*/data.pkl`` and read storages from ``*/data/<key>``."""
     try:
         return _read_torch_zip(path_or_file, what)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"{what} is a damaged torch zip file ({exc}); it is corrupt or truncated") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error, zlib.error,
+            NotImplementedError, RuntimeError, IndexError, KeyError, ArithmeticError) as exc:
+        # zipfile reports malformed directories as ValueError ("negative seek value"), UnicodeDecodeError
+        # (a member name), struct.error, NotImplementedError (a compression method)... (tests/test_fuzz.py)
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{what} is a damaged torch zip file ({type(exc).__name__}: {first}); "
+                              "it is corrupt or truncated") from None
 
 
 def _read_torch_zip(path_or_file: str | Path | BinaryIO, what: str) -> Any:
@@ -350,23 +535,42 @@ def _read_torch_zip(path_or_file: str | Path | BinaryIO, what: str) -> Any:
             if key not in cache:
                 member = f"{root}data/{key}"
                 try:
-                    raw = zf.read(member)
+                    info = zf.getinfo(member)
                 except KeyError:
                     raise CheckpointError(
                         f"{what} is missing the tensor record {member}; the file is truncated") from None
-                untyped = torch.frombuffer(bytearray(raw), dtype=torch.uint8).untyped_storage() if raw else \
-                    torch.UntypedStorage(0)
+                numel = pid[4] if len(pid) > 4 and isinstance(pid[4], int) else None
+                if numel is not None and info.file_size != numel * stype.dtype.itemsize:
+                    raise CheckpointError(f"{what}: tensor record {member} holds {info.file_size} bytes but its "
+                                          f"storage needs {numel * stype.dtype.itemsize}; the file is corrupt")
+                _check_inflation(info, what)
+                raw = zf.read(member)
+                # a copy owned by torch: a view into a temporary bytearray outlived its buffer
+                untyped = torch.UntypedStorage.from_buffer(raw, dtype=torch.uint8) if raw else torch.UntypedStorage(0)
                 cache[key] = _typed_storage(untyped, stype.dtype)
             return cache[key]
 
+        _check_inflation(zf.getinfo(pkl[0]), what)
         with zf.open(pkl[0]) as f:
             return _unpickle(io.BytesIO(f.read()), what, load_storage)
+
+
+#: ``torch.save`` stores zip members uncompressed; a deflated member that inflates more than this
+#: many times over (beyond 1 MB) is a zip bomb, refused before a byte is inflated.
+MAX_INFLATION = 64
+
+
+def _check_inflation(info: zipfile.ZipInfo, what: str) -> None:
+    if info.compress_type != zipfile.ZIP_STORED and \
+            info.file_size > MAX_INFLATION * max(info.compress_size, 1) + (1 << 20):
+        raise CheckpointError(f"{what}: {info.filename} would inflate {info.compress_size:,} bytes to "
+                              f"{info.file_size:,} (a zip bomb?); refusing to read it")
 
 
 def _load_torch_legacy(f: BinaryIO, what: str) -> Any:
     """Legacy ``torch.save`` stream: magic, protocol, sys info, object, storage keys, raw storages."""
     magic = _unpickle(f, what)
-    if magic != _LEGACY_MAGIC:
+    if not _is_legacy_magic(magic):
         raise CheckpointError(f"{what} is not a torch legacy checkpoint (bad magic number)")
     _unpickle(f, what)  # protocol version
     sys_info = _unpickle(f, what)
@@ -411,8 +615,14 @@ def _load_torch_legacy(f: BinaryIO, what: str) -> Any:
         if len(raw) != numel * dtype.itemsize:
             raise CheckpointError(f"{what} is truncated inside storage {key}")
         if raw:
-            torch.empty(0, dtype=torch.uint8).set_(untyped).copy_(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+            torch.empty(0, dtype=torch.uint8).set_(untyped).copy_(
+                torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage.from_buffer(raw, dtype=torch.uint8)))
     return obj
+
+
+def _is_legacy_magic(value: Any) -> bool:
+    """``value == magic`` for anything a pickle can hold (an ndarray's ``==`` has no truth value)."""
+    return type(value) is int and value == _LEGACY_MAGIC
 
 
 def sniff(head: bytes) -> str:
@@ -426,7 +636,7 @@ def sniff(head: bytes) -> str:
             first = SafeUnpickler(io.BytesIO(head), "header").load()
         except Exception:  # noqa: BLE001 - only a hint; the real load decides
             first = None
-        return "legacy" if first == _LEGACY_MAGIC else "pickle"
+        return "legacy" if _is_legacy_magic(first) else "pickle"
     return "unknown"
 
 
