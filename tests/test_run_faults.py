@@ -9,6 +9,7 @@ are injected (``OSError(ENOSPC)``/``PermissionError``) so the suite needs no tmp
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
@@ -195,3 +196,62 @@ def test_any_command_reports_a_full_disk_in_one_line(tmp_path: Path, monkeypatch
     assert exit_info.value.code == StorageError.exit_code
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no space left") and len(err.splitlines()) == 1 and "cats.zip.partial" in err
+
+
+# --------------------------------------------------------------------------------------------- damaged / killed
+
+
+@pytest.mark.parametrize("damage", ["snapshot", "state"])
+def test_corrupt_latest_snapshot_falls_back_to_the_previous_one(
+        tiny_dataset: Path, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    run = loop.train(_opts(tiny_dataset, tmp_path / "runs"))
+    snaps = sorted(run.glob("snapshot-*.safetensors"))
+    states = sorted(run.glob("training-state-*.pt"))
+    assert len(snaps) == 3
+    final = {k: v.clone() for k, v in load_file(str(snaps[-1])).items()}  # load_file maps the file: copy it
+    victim = snaps[-1] if damage == "snapshot" else states[-1]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a copy cut short
+    assert loop.latest_good_snapshot(run) == snaps[1].name.removeprefix("snapshot-").removesuffix(".safetensors")
+    with caplog.at_level(logging.WARNING, logger="gantl"):
+        assert loop.resume_run(run) == run
+    assert "cannot be resumed" in caplog.text and "trying the one before it" in caplog.text
+    again = load_file(str(snaps[-1]))  # retrained from the previous snapshot: the same numbers
+    differ = {k: float((again[k].double() - final[k].double()).abs().max()) for k in final
+              if not torch.equal(again[k], final[k])}
+    assert again.keys() == final.keys() and not differ, differ
+
+
+def test_sigkill_at_a_random_point_then_resume_matches_the_uninterrupted_run(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    import random
+    import time
+
+    reference = loop.train(_opts(tiny_dataset, tmp_path / "ref", kimg=0.064, threads=1))
+    outdir = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "gantl.cli", "train", "--data", str(tiny_dataset), "--model", "dcgan", "--cfg",
+           "dcgan-small", "--batch", "8", "--kimg", "0.064", "--tick", "0.016", "--snap", "0.016", "--seed", "1",
+           "--threads", "1", "--outdir", str(outdir), "--no-progress", "--set", "tensorboard=false"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if outdir.is_dir() and any(outdir.glob("*/training-state-*.pt")):
+                break
+            time.sleep(0.05)
+        time.sleep(random.Random(14).uniform(0.0, 0.5))  # seeded: somewhere after the first snapshot
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    run = _run_dir(outdir)
+    assert loop.resume_run(run) == run
+    final = sorted(run.glob("snapshot-*.safetensors"))[-1]
+    ref_final = sorted(reference.glob("snapshot-*.safetensors"))[-1]
+    assert final.name == ref_final.name
+    ours, theirs = load_file(str(final)), load_file(str(ref_final))
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    ref_stats = [json.loads(x) for x in (reference / "stats.jsonl").read_text().splitlines()]
+    our_stats = [json.loads(x) for x in (run / "stats.jsonl").read_text().splitlines()]
+    drop = ("sec_per_tick", "sec_per_kimg", "img_per_sec", "total_sec", "timestamp")
+    assert [{k: v for k, v in t.items() if k not in drop} for t in our_stats] == \
+        [{k: v for k, v in t.items() if k not in drop} for t in ref_stats]

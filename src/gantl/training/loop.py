@@ -312,6 +312,26 @@ def latest_snapshot(run_dir: Path) -> str | None:
     return max(tags, key=tag_nimg) if tags else None
 
 
+def latest_good_snapshot(run_dir: Path) -> str | None:
+    """Like :func:`latest_snapshot`, skipping snapshots whose files do not load (a damaged disk, a
+    copy cut short): resume falls back to the newest one that does, with a warning, instead of
+    stopping at the first broken file. Nothing is deleted; the broken pair is overwritten only when
+    training reaches that kimg again (atomically)."""
+    from gantl.checkpoints.format import load_checkpoint, load_training_state
+
+    tags = sorted((m.group(1) for p in run_dir.iterdir() if (m := _TAG_RE.match(p.name))
+                   and (run_dir / f"{STATE_PREFIX}{m.group(1)}.pt").is_file()), key=tag_nimg, reverse=True)
+    for tag in tags:
+        try:
+            load_checkpoint(run_dir / f"{SNAPSHOT_PREFIX}{tag}.safetensors")
+            load_training_state(run_dir / f"{STATE_PREFIX}{tag}.pt")
+        except CheckpointError as exc:
+            log.warning("snapshot %s in %s cannot be resumed (%s); trying the one before it", tag, run_dir, exc)
+            continue
+        return tag
+    return None
+
+
 class _TickStats:
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
@@ -772,9 +792,9 @@ def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> Path 
     if not (run_dir / "config.toml").is_file():
         raise CheckpointError(f"{run_dir} is not a gantl run directory (no config.toml); pass runs/NNNNN-...")
     opts = load_toml(TrainOptions, run_dir / "config.toml", overrides or [])
-    tag = latest_snapshot(run_dir)
+    tag = latest_good_snapshot(run_dir)
     if tag is None:
-        raise CheckpointError(f"{run_dir} has no complete snapshot to resume from; start it again with "
+        raise CheckpointError(f"{run_dir} has no complete, readable snapshot to resume from; start it again with "
                               f"`gantl train --config {run_dir / 'config.toml'}`")
     trainer = Trainer(opts, run_dir=run_dir, resume_tag=tag)
     try:
