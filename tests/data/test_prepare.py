@@ -150,3 +150,18 @@ def test_cli_labels_with_top_level_climbers_is_one_line_error(tmp_path: Path) ->
     assert isinstance(result.exception, DatasetError), result.output  # the CLI prints it as one line
     assert "\n" not in str(result.exception) and "--labels" in str(result.exception)
     assert not (tmp_path / "evil.png").exists() and not (tmp_path / "outdir" / "img00000000.png").exists()
+
+
+def test_a_damaged_zip_member_is_recorded_and_skipped(tmp_path: Path) -> None:
+    """A member whose bytes fail their CRC raised BadZipFile (not an OSError) and stopped the build."""
+    src = _zip(tmp_path / "src.zip", ["a/1.png", "a/2.png", "b/3.png", "b/4.png"])
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as zf:
+        info = zf.getinfo("a/2.png")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 100
+    data[start:start + 8] = b"\0" * 8  # damage the stored bytes, not the directory
+    src.write_bytes(bytes(data))
+    res = curate(str(src), _cfg(labels=True), manifest=tmp_path / "m.csv", out=tmp_path / "ds.zip", progress=False)
+    rows = {r["file"]: r for r in res.rows}
+    assert rows["a/2.png"]["kept"] == 0 and "damaged zip member" in rows["a/2.png"]["error"]
+    assert res.counts["kept"] == 3

@@ -152,7 +152,16 @@ class ZipSource:
         return sorted(out, key=lambda it: it.file)
 
     def read(self, file: str) -> bytes:
-        return self._open().read(self.prefix + file)
+        """A member's bytes; a damaged member is an ``OSError`` (what every caller records and skips).
+
+        zipfile reports a bad CRC or header as ``BadZipFile``, a broken deflate stream as
+        ``zlib.error``, an unknown compression as ``NotImplementedError``: none is an OSError, so
+        one damaged member used to stop a whole build with a traceback.
+        """
+        try:
+            return self._open().read(self.prefix + file)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, ValueError) as exc:
+            raise OSError(f"damaged zip member {file} ({type(exc).__name__}: {exc})") from None
 
 
 # ----------------------------------------------------------------------------- downloads
