@@ -84,9 +84,9 @@ def test_cli_version_and_help_examples():
 
 
 def test_cli_errors_are_one_line_without_traceback():
-    out = _cli("experiment", "run", "grid.toml")
+    out = _cli("experiment", "run", "no-such-grid.toml", "--out", "never-written")
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
-    debug = _cli("--debug", "experiment", "run", "grid.toml")
+    debug = _cli("--debug", "experiment", "run", "no-such-grid.toml", "--out", "never-written")
     assert "Traceback" in debug.stderr
