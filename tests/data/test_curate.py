@@ -22,8 +22,7 @@ from gantl.errors import DatasetError
 def _photo(seed: int, size: tuple[int, int] = (160, 120), gray: bool = False) -> Image.Image:
     """A 'photo' with sharp random structure (passes blur) and colour (passes grayscale).
 
-    4 px blocks: blown up to the 512 px blur working size, the 160 px photos score ~2x the blur
-    threshold (8 px blocks scored 59-101, too close to 60 for a fixture meant to be sharp).
+    4 px blocks with hard edges: sharp at any size (blur judges the image at its own scale).
     """
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (size[1] // 4, size[0] // 4, 3), dtype=np.uint8)
@@ -70,8 +69,8 @@ def test_build_zip_with_labels_manifest_and_every_reason(folder: Path, tmp_path:
     assert rows["dog/broken.jpg"]["reasons"] == "format" and rows["dog/broken.jpg"]["kept"] == 0
     assert rows["dog/gray.png"]["reasons"] == "grayscale"
     assert rows["dog/soft.png"]["reasons"] == "blur"
-    # a 40 px image blown up to the 512 px blur working size is soft too (documented in blur.py)
-    assert rows["dog/tiny.png"]["reasons"] == "resolution;blur"
+    # a small sharp image is too small, not blurry: blur never upscales (issue 13, blur.py)
+    assert rows["dog/tiny.png"]["reasons"] == "resolution"
     assert rows["dog/bad.png"]["reasons"] == "resolution;blur;grayscale"  # all reasons, not only the first
     dup = [f for f in ("cat/c0.png", "cat/c0_mirror.png") if rows[f]["reasons"] == "duplicate"]
     assert len(dup) == 1 and rows[dup[0]]["duplicate_of"] in ("cat/c0.png", "cat/c0_mirror.png")
@@ -123,7 +122,7 @@ def test_rerun_reuses_scores_and_rethresholds_instantly(folder: Path, tmp_path: 
     # a changed file is scored again; a changed *scoring* setting re-scores everything
     _save(_photo(99), folder / "dog" / "soft.png")
     assert curate(str(folder), cfg, manifest=manifest, progress=False).scored == 1
-    cfg.filters.blur.grid = 2
+    cfg.filters.blur.scale = 1.5
     assert curate(str(folder), cfg, manifest=manifest, progress=False).scored == 12
 
 

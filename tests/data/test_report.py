@@ -49,7 +49,7 @@ def test_report_has_counts_sections_histograms_and_near_threshold_strips(report)
         assert f'<section id="{name}">' in text
         assert f"filters.{name}.threshold" in text  # how to change it
     assert text.count("<svg") == 6  # one histogram per filter
-    assert "threshold 60" in text and "threshold 0.004" in text
+    assert "threshold 0.65" in text and "threshold 0.004" in text
     assert text.count("closest to the threshold") >= 10
     assert "not an image Pillow can identify" in text  # the broken file is listed with its reason
     assert "best copy" in text  # the flipped coffee is grouped with its original

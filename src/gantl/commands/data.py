@@ -64,7 +64,7 @@ _TH = {n: typer.Option(None, f"--{n}-threshold", help=f"Threshold of the {n} fil
 
 
 @app.command("build", epilog="Example: gantl data build ../shared/datasets/cats-raw.zip --size 64 --out cats64.zip "
-                             "--no-face --blur-threshold 50")
+                             "--no-face --blur-threshold 0.5")
 def build(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     size: Optional[int] = typer.Option(None, "--size", help="Output side in px (default 256)."),
@@ -76,7 +76,7 @@ def build(
     labels: bool = typer.Option(False, "--labels", help="Label images by their first sub-folder."),
     crop: Optional[str] = typer.Option(None, "--crop", help="center (default) or subject."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with curation settings."),
-    overrides: list[str] = typer.Option([], "--set", help="Override any setting: --set filters.blur.threshold=50."),
+    overrides: list[str] = typer.Option([], "--set", help="Override any setting: --set filters.blur.threshold=0.5."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     no_resolution: bool = _NO["resolution"], no_blur: bool = _NO["blur"], no_grayscale: bool = _NO["grayscale"],
@@ -106,7 +106,7 @@ def inspect(
     manifest: Path = typer.Option(..., "--manifest", help="Scores CSV to write (re-used on the next run)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write an HTML report here."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with curation settings."),
-    overrides: list[str] = typer.Option([], "--set", help="Override any setting: --set filters.blur.threshold=50."),
+    overrides: list[str] = typer.Option([], "--set", help="Override any setting: --set filters.blur.threshold=0.5."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: one per core)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     no_resolution: bool = _NO["resolution"], no_blur: bool = _NO["blur"], no_grayscale: bool = _NO["grayscale"],

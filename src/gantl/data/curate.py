@@ -355,7 +355,7 @@ def _write_dataset(rows: list[dict[str, Any]], cfg: CurateConfig, src: Source, o
     kept = [r for r in rows if r["kept"]]
     if not kept:
         raise DatasetError("every image was rejected, so no dataset was written; see the reasons in the report "
-                           "and relax thresholds (e.g. --set filters.blur.threshold=30)")
+                           "and relax thresholds (e.g. --set filters.blur.threshold=0.5)")
     class_names: list[str] | None = None
     if cfg.prepare.labels:
         names = {class_of(r["file"]) for r in kept}

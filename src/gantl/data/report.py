@@ -36,7 +36,8 @@ LOG_SCALE = {"blur", "text"}
 ZERO_MEANS_NONE = {"text": "no legible text", "face": "no face"}
 HOW_TO = {
     "resolution": "short side / target size; rejected when below the threshold",
-    "blur": "Laplacian variance of the sharpest tile at 512 px; rejected when below (lower = blurrier)",
+    "blur": "edge sharpness, 1 / width in px of the sharpest edges in the least sharp direction, at the image's "
+            "own scale (never upscaled); rejected when below (lower = blurrier)",
     "grayscale": "99th percentile of colour saturation (LAB chroma); rejected when below (0 = gray)",
     "text": "share of the image covered by legible text x OCR confidence; rejected when at or above",
     "face": "largest face side / image short side (0 = no face); rejected when at or above",
@@ -85,7 +86,7 @@ def _score_text(name: str, v: Any) -> str:
     if name == "duplicate":
         return f"{int(v)} bits"
     if name == "blur":
-        return f"{v:.0f}"
+        return f"{v:.2f}"
     if name == "grayscale":
         return f"{v:.1f}"
     return f"{v:.3f}"
