@@ -14,6 +14,18 @@ image came from and under which licence. Kinds (``blurry`` is the label):
 - ``icon``: a 256/512 px theme icon over a plain or gradient background, reduced to 128 or 256 px.  blurry=0
 - ``flat``: synthetic flat-shaded art (antialiased polygons, ellipses, outlines) at 128 px.  blurry=0
 
+Text kinds (``has_text`` is the label; empty where unknown, e.g. whole cats-raw photos):
+
+- ``caption``: a sharp photo with 1-4 words drawn on it (DejaVu/Liberation fonts from Debian,
+  4-12% of the image height, outlined or shadowed, up to 12 degrees rotated).  has_text=1
+- ``sign``: 1-3 lines of text on a coloured plate pasted into a photo.  has_text=1
+- ``fbtext``: filterbench photos labelled with prominent text, as they are.  has_text=1
+- ``fur``: a 30-60% crop of a cats-raw photo (fur, whiskers: the texture OCR confuses).  has_text=0
+- ``hair``: the top half of a filterbench portrait without text (hair, jewellery).  has_text=0
+- ``plain``: filterbench photos labelled without text, as they are.  has_text=0
+- ``hard``: cats-raw photos the OCR flagged, labelled by eye (``HARD_TEXT``): fur, cat faces
+  and eyes read as 2-letter words (has_text=0), and weak real text (has_text=1).
+
 Blur is applied at 512 px (the scale filterbench's sigmas are defined at); ``chip`` and the
 flat kinds test the other side of the issue: small sharp images must not be called blurry.
 """
@@ -87,6 +99,50 @@ def flat_art(rng: random.Random, size: int = 128) -> Image.Image:
     return img.resize((size, size), Image.Resampling.BOX)
 
 
+#: cats-raw photos the text filter flagged (scorer v3), checked by eye: 1 = legible text, 0 = none.
+HARD_TEXT = {"b/Cat102.jpg": 0, "b/Cat185.jpg": 0, "b/Cat537.jpg": 0, "a/cat.147.jpg": 0, "a/cat.82.jpg": 0,
+             "a/cat.835.jpg": 0, "a/cat.968.jpg": 0, "a/cat.509.jpg": 0, "a/cat.337.jpg": 0,
+             "a/cat.108.jpg": 1, "a/cat.187.jpg": 1, "a/cat.679.jpg": 1, "a/cat.27.jpg": 1, "a/cat.567.jpg": 1,
+             "a/cat.609.jpg": 1, "b/Cat511.jpg": 1}
+WORDS = ("open", "sale", "cafe", "hotel", "street", "exit", "parking", "welcome", "london", "happy birthday",
+         "photo", "copyright", "summer 2019", "best cat", "no entry", "bus stop", "pizza", "market", "main st",
+         "apollo", "station", "library", "bakery", "garden", "museum", "fresh fish", "since 1984", "call 555 0199",
+         "www.example.com", "@catlover", "team blue", "final", "north", "hello world", "beware of the cat")
+FONTS = sorted(str(p) for d in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
+               for p in Path(d).glob("*.ttf")) if Path("/usr/share/fonts/truetype").is_dir() else []
+
+
+def draw_text(img: Image.Image, rng: random.Random, plate: bool) -> Image.Image:
+    """Words drawn over a photo: a caption (outlined) or a sign (text on a coloured plate)."""
+    from PIL import ImageFont
+
+    img = img.copy()
+    w, h = img.size
+    font = ImageFont.truetype(rng.choice(FONTS), max(8, int(h * rng.uniform(0.04, 0.12))))
+    lines = [rng.choice(WORDS) for _ in range(rng.randint(1, 3) if plate else 1)]
+    lines = [ln.upper() if rng.random() < 0.4 else ln for ln in lines]
+    text = "\n".join(lines)
+    box = ImageDraw.Draw(img).multiline_textbbox((0, 0), text, font=font)
+    tw, th = box[2] - box[0] + 8, box[3] - box[1] + 8
+    layer = Image.new("RGBA", (tw + 16, th + 16), (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    fg = tuple(rng.randrange(256) for _ in range(3))
+    if plate:
+        bg = tuple(255 - c for c in fg)
+        d.rectangle([0, 0, tw + 15, th + 15], fill=(*bg, 255))
+        d.multiline_text((8 - box[0], 8 - box[1]), text, font=font, fill=(*fg, 255))
+    else:
+        stroke = (0, 0, 0) if sum(fg) > 380 else (255, 255, 255)
+        d.multiline_text((8 - box[0], 8 - box[1]), text, font=font, fill=(*fg, 255),
+                         stroke_width=max(1, int(font.size) // 15), stroke_fill=(*stroke, 255))
+    layer = layer.rotate(rng.uniform(-12, 12), expand=True, resample=Image.Resampling.BICUBIC)
+    if layer.size[0] > w or layer.size[1] > h:
+        layer = layer.resize((min(w, layer.size[0]), min(h, layer.size[1])), Image.Resampling.LANCZOS)
+    x, y = rng.randint(0, w - layer.size[0]), rng.randint(0, h - layer.size[1])
+    img.paste(layer, (x, y), layer)
+    return img
+
+
 def icon_on_background(path: Path, rng: random.Random, size: int) -> Image.Image:
     icon = Image.open(path).convert("RGBA")
     a, b = (tuple(rng.randrange(256) for _ in range(3)) for _ in range(2))
@@ -114,10 +170,12 @@ def main() -> None:
     shared = Path(args.shared)
     rows: list[dict[str, str]] = []
 
-    def save(img: Image.Image, name: str, kind: str, blurry: int, origin: str, licence: str, edit: str) -> None:
+    def save(img: Image.Image, name: str, kind: str, blurry: int, origin: str, licence: str, edit: str,
+             has_text: str = "") -> None:
+        """Write one image and its row; ``blurry`` -1 = not part of the blur set."""
         img.save(out / "img" / name, quality=92) if name.endswith(".jpg") else img.save(out / "img" / name)
-        rows.append(dict(file=f"img/{name}", kind=kind, blurry=str(blurry), origin=origin, licence=licence,
-                         edit=edit, width=str(img.size[0]), height=str(img.size[1])))
+        rows.append(dict(file=f"img/{name}", kind=kind, blurry="" if blurry < 0 else str(blurry), has_text=has_text,
+                         origin=origin, licence=licence, edit=edit, width=str(img.size[0]), height=str(img.size[1])))
 
     # --- sharp photos: filterbench + cats-raw
     photos: list[tuple[str, Image.Image, str, str]] = []
@@ -174,6 +232,41 @@ def main() -> None:
     # --- synthetic flat art
     for i in range(args.flat):
         save(flat_art(rng), f"flat_{i:03d}.png", "flat", 0, "synthetic (build_filter_devset.py)", "CC0", "128 px")
+
+    # --- text: synthetic captions and signs on photos, real text photos, texture crops
+    fb_labels = {}
+    with (fb / "labels.csv").open(newline="") as fh:
+        fb_labels = {r["file"]: r for r in csv.DictReader(fh)}
+    for stem, img, origin, lic in photos:
+        name = origin.split(" ")[0].removeprefix("filterbench/photos/")
+        lab = fb_labels.get(name)
+        base = reduce(img, 640)
+        if lab is not None:
+            kind = "fbtext" if lab["has_text"] == "1" else "plain"
+            save(base, f"{stem}__{kind}.jpg", kind, -1, origin, lic, "reduced to 640 px", has_text=lab["has_text"])
+            if lab["has_text"] == "1":
+                continue
+            if lab["has_face"] == "1":
+                save(base.crop((0, 0, base.size[0], base.size[1] // 2)), f"{stem}__hair.jpg", "hair", -1, origin, lic,
+                     "top half", has_text="0")
+        else:
+            f = rng.uniform(0.3, 0.6)
+            cw, ch = int(img.size[0] * f), int(img.size[1] * f)
+            x, y = rng.randint(0, img.size[0] - cw), rng.randint(0, img.size[1] - ch)
+            save(reduce(img.crop((x, y, x + cw, y + ch)), 640), f"{stem}__fur.jpg", "fur", -1, origin, lic,
+                 f"{f:.0%} crop", has_text="0")
+        if FONTS and (lab is None or lab["has_text"] == "0"):
+            plate = rng.random() < 0.4
+            kind = "sign" if plate else "caption"
+            save(draw_text(base, rng, plate), f"{stem}__{kind}.jpg", kind, -1, origin, lic,
+                 f"synthetic {kind} (Debian fonts-dejavu / fonts-liberation)", has_text="1")
+
+    with zipfile.ZipFile(shared / "cats-raw.zip") as zf:
+        for n, lab in HARD_TEXT.items():
+            img = Image.open(io.BytesIO(zf.read(n))).convert("RGB")
+            save(img, f"hard_{n.replace('/', '_')}", "hard", -1, f"cats-raw.zip:{n}",
+                 "Kaggle Dogs vs. Cats / cat-breeds (research use; see shared/datasets/README.md)", "as is",
+                 has_text=str(lab))
 
     with (out / "labels.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))

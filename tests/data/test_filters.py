@@ -17,7 +17,7 @@ from gantl.data.filters.blur import BlurConfig, BlurFilter
 from gantl.data.filters.duplicate import DuplicateConfig, DuplicateFilter, distance_matrix, hamming, phash_pair
 from gantl.data.filters.fmt import FormatConfig, FormatError, decode
 from gantl.data.filters.grayscale import GrayscaleConfig, GrayscaleFilter
-from gantl.data.filters.text import count_alnum, polygon_area
+from gantl.data.filters.text import TextConfig, count_alnum, line_height, plausible_reading, polygon_area
 
 # ----------------------------------------------------------------------------- filterbench fixtures
 
@@ -88,8 +88,8 @@ def test_text_recall_and_false_hits_on_filterbench(bench: Path, photo_scores: di
     false_hits = [f for f in neg if fails(photo_scores[f]["text"], th, "above")]
     recall = len(hits) / len(pos)
     print(f"text recall {recall:.3f} ({len(hits)}/{len(pos)}), false hits {false_hits}")
-    assert recall >= 0.85
-    assert len(false_hits) <= 1
+    assert len(hits) >= 23  # issue 13: the texture guard keeps filterbench's recall
+    assert not false_hits
     # the dark-silhouette case that fooled the seed study's detector stays clean
     assert photo_scores["sk_horse.png"]["text"] < th
 
@@ -311,6 +311,43 @@ def test_duplicate_keeper_prefers_clean_then_sharp_then_large() -> None:
 def test_text_helpers() -> None:
     assert polygon_area(np.array([[0, 0], [4, 0], [4, 2], [0, 2]], float)) == 8.0
     assert count_alnum("O") == 1 and count_alnum("®") == 0 and count_alnum("愚园路") == 3
+    assert line_height(np.array([[0, 0], [40, 0], [40, 10], [0, 10]], float)) == 10.0
+
+
+def test_plausible_reading_rejects_texture_readings() -> None:
+    """The readings cats-raw's fur and faces produced fail; real labels of the same length pass."""
+    cfg = TextConfig()
+    assert not plausible_reading("87", 0.95, 0.48, cfg)  # a cat's face read as a number
+    assert not plausible_reading("OO", 0.77, 0.06, cfg)  # a pair of eyes
+    assert not plausible_reading("XE", 0.09, 0.05, cfg)  # low confidence (a wallpaper border)
+    assert not plausible_reading("lll", 0.99, 0.05, cfg)  # one stroke repeated
+    assert plausible_reading("AR", 0.99, 0.07, cfg)  # a short label at label size
+    assert plausible_reading("LUNA", 0.99, 0.30, cfg)  # a long word may be large
+    assert plausible_reading("愚园路", 1.0, 0.20, cfg)
+
+
+#: cats-raw photos the v3 text filter flagged, checked by eye (the issue-13 dev set's "hard" kind).
+CATS_TEXTURE = ("b/Cat102.jpg", "b/Cat185.jpg", "b/Cat537.jpg", "a/cat.147.jpg", "a/cat.82.jpg", "a/cat.835.jpg",
+                "a/cat.968.jpg", "a/cat.509.jpg", "a/cat.337.jpg")
+CATS_TEXT = ("a/cat.187.jpg", "a/cat.679.jpg", "a/cat.27.jpg", "a/cat.166.jpg", "b/Cat921.jpg")
+
+
+def test_text_filter_ignores_fur_and_faces_but_reads_labels(shared_datasets: Path) -> None:
+    """Issue 13: fur, cat faces and eyes read as two-letter words were rejected as text."""
+    import zipfile
+
+    path = shared_datasets / "cats-raw.zip"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    cfg = FiltersConfig()
+    cfg.blur.enabled = cfg.face.enabled = cfg.grayscale.enabled = False
+    scorer = Scorer(cfg, 256)
+    th = cfg.text.threshold
+    with zipfile.ZipFile(path) as zf:
+        texture = {n: scorer.score_bytes(zf.read(n))["text"] for n in CATS_TEXTURE}
+        text = {n: scorer.score_bytes(zf.read(n))["text"] for n in CATS_TEXT}
+    assert not [n for n, v in texture.items() if fails(v, th, "above")], texture
+    assert all(fails(v, th, "above") for v in text.values()), text
 
 
 # ----------------------------------------------------------------------------- speed-ups must not change answers

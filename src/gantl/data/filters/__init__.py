@@ -28,7 +28,8 @@ __all__ = ["REASONS", "SCORE_COLUMNS", "Filter", "FilterResult", "FiltersConfig"
 
 #: Bump when a code change alters any score, so cached manifest rows are re-scored.
 #: 3: blur resizes luma with OpenCV; text recognises each box alone.
-#: 4: blur is edge sharpness (1 / edge width) at the image's own scale, not a Laplacian variance at 512 px.
+#: 4: blur is edge sharpness (1 / edge width) at the image's own scale, not a Laplacian variance at 512 px;
+#:    text counts only plausible readings (confidence, distinct characters, short readings not face-sized).
 SCORER_VERSION = 4
 #: Manifest columns holding a filter score, in report order.
 SCORE_COLUMNS = ("resolution", "blur", "grayscale", "text", "face", "duplicate")
