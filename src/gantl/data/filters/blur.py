@@ -26,8 +26,9 @@ camera shake at any angle is caught, while a photo with sharp detail everywhere 
 every direction. A direction with fewer than ``min_edges`` edge pixels is skipped. When no
 direction has enough, the edge level is lowered (``min_gradient`` / 4, then / 16): a heavily
 defocused photo has no gradient of 4 grey levels/px left, yet its remaining gentle edges are still
-measurably wide, so it is still judged (and rejected). Only an image with no edge even at the
-lowest level (a blank) is not called blurry (score ``NO_EDGES``).
+measurably wide, so it is still judged (and rejected). An image with no edge even at the
+lowest level (a blank field, a smooth gradient) has no sharp region at all and scores
+``NO_EDGES`` = 0, i.e. it is rejected as before (it carries nothing a GAN could learn).
 
 Scale: a photo larger than ``work_size`` (512 px long side, the scale at which filterbench's
 blur sigmas are defined) is box-reduced to it first, since a GAN trained at <= 512 px sees the
@@ -56,8 +57,8 @@ from gantl.config import option
 from gantl.data.filters.base import Direction, FilterResult, Views
 from gantl.errors import require
 
-#: Score of an image with no edge to judge (blank, or a smooth gradient): never rejected as blurry.
-NO_EDGES = 10.0
+#: Score of an image with no edge at all (a blank field): nothing in it is sharp, so it fails any threshold.
+NO_EDGES = 0.0
 #: Largest reported sharpness (an edge 0.1 px wide); R near 1 would otherwise divide by ~0.
 MAX_SHARPNESS = 10.0
 

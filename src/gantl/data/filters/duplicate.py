@@ -31,11 +31,12 @@ from gantl.config import option
 from gantl.data.filters.base import Direction, Views
 
 NO_MATCH = 64
-#: Copies at least this share of the group's best blur score count as "as sharp". The Laplacian
-#: variance grows with the square of contrast (a +20% brightness copy scores ~2x) and moves with
-#: re-compression, while real blur divides it by 20 or more (filterbench sigma 1.5), so 1/4 keeps
-#: the original over its brightened or re-saved copies and still never picks a blurred one.
-SHARP_ENOUGH = 0.25
+#: Copies at least this share of the group's best blur score count as "as sharp". The blur score
+#: (edge sharpness, 1 / edge width) ignores contrast; on filterbench a re-saved, brightened,
+#: flipped, cropped or rotated copy scores 0.71-1.23x its original (a half-size copy is sharper
+#: per pixel), a sigma-1.5 blurred copy at most 0.62x, so 2/3 keeps the original over its edited
+#: copies and still never prefers a visibly blurred one.
+SHARP_ENOUGH = 0.67
 
 
 @dataclass
