@@ -1,19 +1,22 @@
 """`gantl demo`: the whole promise on one laptop-sized example, measured.
 
-500 CIFAR-10 horses are curated, then two StyleGAN2 runs get the same budget: one from
-scratch, one transferred from gantl's bundled source (trained on CIFAR-10 *without*
-horses, so nothing about the test class leaks in) with FreezeD + ADA. Both are measured
+500 CIFAR-10 horses are curated, then two runs of the source's architecture get the same
+budget: one from scratch, one transferred from gantl's bundled source (trained on CIFAR-10
+*without* horses, so nothing about the test class leaks in), both with ADA. Both are measured
 with FID and KID against all 5,000 CIFAR-10 training horses, and the run report shows
 the table, the metric-vs-kimg curves and the image grids.
 
 Why these choices:
 
 * **Same budget, same augmentation, same evaluation.** The only difference between the
-  two runs is the starting point (and FreezeD, which only makes sense with one), so
-  a difference in FID/KID is the transfer's doing.
+  two runs is the starting point (and the transfer recipe's learning rate), so a
+  difference in FID/KID is the transfer's doing.
+* **The transfer recipe is the measured best**, not a guess: ``benchmarks/demo_recipes.py``
+  compared fine-tuning at 1/4 of the learning rate, FreezeD 2, both, and DiffAugment
+  instead of ADA on these 500 horses at equal budget (BENCHMARKS.md, "Demo recipes").
 * **Evaluate against 5,000 horses, not the 500 trained on.** Scoring against the
   training images rewards memorising them; the full class measures the distribution.
-* **Fits 20 minutes on 2 cores.** The Inception pass over the 5,000 real images would be
+* **Fits 15 minutes on 2 cores.** The Inception pass over the 5,000 real images would be
   the most expensive step (~17 minutes); gantl ships those features, found by the images'
   content hash (so only byte-identical images use them), and caches whatever it computes.
   The generated-sample counts below were chosen from measured speeds.
@@ -52,16 +55,18 @@ class DemoConfig:
     source: str = "cifar9-stylegan2-32"  # zoo name (or checkpoint path) to transfer from
     num_images: int = 500  # horses to curate and train on
     resolution: int = 32
-    # Budgets, from CPU costs measured on the 2-core machine (2026-11-23): a cpu-tiny StyleGAN2
-    # training image ~0.47 CPU-s, an Inception-v3 feature ~0.42 CPU-s, so 20 minutes on 2 cores
-    # (~2,000 usable CPU-s) hold 1,800 generated features and 2 x 0.8 kimg beside curation; the
-    # real-image features are bundled (see num_real).
-    budget_kimg: float = 0.8  # per run, identical for scratch and transfer
-    freezed: int = 2  # D blocks (from the image side) kept frozen
+    # Budgets, from speeds measured on the 2-core machine (2026-12-02): cpu-tiny StyleGAN2 trains
+    # at ~50 img/s per core, an Inception-v3 feature costs ~0.3 CPU-s, so 15 minutes on 2 cores hold
+    # 2 x 12 kimg of training and 1,400 generated features beside curation; the real-image
+    # features are bundled (see num_real).
+    budget_kimg: float = 12.0  # per run, identical for scratch and transfer
+    # The transfer recipe measured best on these horses (benchmarks/demo_recipes.py, BENCHMARKS.md):
+    # fine-tuning everything at a quarter of the learning rate beat FreezeD 2 with or without it.
+    transfer_methods: list[str] = field(default_factory=lambda: ["finetune:0.25"])
     ada_kimg: float = 20.0  # ADA adjustment speed (stylegan2-ada's 500 is for 25,000-kimg runs)
     ada_target: float = 0.6
     curve_points: int = 3  # snapshots per run evaluated for the metric-vs-kimg curves
-    curve_num_gen: int = 200  # generated images per intermediate curve point
+    curve_num_gen: int = 100  # generated images per intermediate curve point
     final_num_gen: int = 500  # generated images for the final table
     # Real horses for the reference statistics: None = all 5,000. Their features ship with gantl
     # (gantl.metrics.bundled_stats, found by content hash), so this costs nothing for the CIFAR-10
@@ -257,7 +262,7 @@ def snapshots(run_dir: Path) -> list[tuple[float, Path]]:
 
 # Measured on the 2-core machine (BENCHMARKS.md): Inception features and cpu-tiny training, img/s.
 _INCEPTION_IMG_S = 5.0
-_TRAIN_IMG_S = 50.0
+_TRAIN_IMG_S = 90.0
 
 
 def planned_seconds(cfg: DemoConfig) -> dict[str, float]:
@@ -361,7 +366,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
 
     step = "train by transfer"
     timeline.begin(step)
-    transfer_dir = train_run(cfg, data, runs, "transfer", cfg.source, ["finetune:0.25", f"freezed:{cfg.freezed}"])
+    transfer_dir = train_run(cfg, data, runs, "transfer", cfg.source, list(cfg.transfer_methods))
     timeline.end(step)
 
     step = "evaluate"
@@ -397,10 +402,10 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
     better = all(final["transfer"][m] < final["scratch"][m] for m in ("fid", "kid"))
     info = ReportInput(
         title="gantl demo: 500 CIFAR-10 horses, transfer vs. from scratch",
-        subtitle=(f"Both runs: StyleGAN2, {cfg.budget_kimg:g} kimg, ADA, seed {cfg.seed}. Transfer starts from "
-                  f"'{cfg.source}' (trained on CIFAR-10 without horses), fine-tuned at a quarter of the "
-                  f"learning rate (finetune:0.25) with FreezeD (first {cfg.freezed} D "
-                  f"blocks frozen). Total demo time {_mmss(wall)}."),
+        subtitle=(f"Both runs: {_source_choices(cfg.source).get('model', 'stylegan2')} "
+                  f"({_source_choices(cfg.source).get('cfg', '?')}), {cfg.budget_kimg:g} kimg, ADA, seed {cfg.seed}. "
+                  f"Transfer starts from '{cfg.source}' (trained on CIFAR-10 without horses) with "
+                  f"{' + '.join(cfg.transfer_methods) or 'plain fine-tuning'}. Total demo time {_mmss(wall)}."),
         final={"from scratch": final["scratch"], f"transfer from {cfg.source}": final["transfer"]},
         final_caption=(f"FID and KID at the end of training ({cfg.final_num_gen} generated images vs. "
                        + (f"all {num_real:,}" if num_real == len(reals) else f"{num_real:,} of the {len(reals):,}")
