@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default="/tmp/demo-recipes")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--metrics", default="fid,kid", help="comma-separated, e.g. fid,kid,pr,dc")
     args = ap.parse_args()
 
     from gantl.data.dataset import ImageDataset
@@ -83,11 +84,11 @@ def main() -> None:
         wall = time.perf_counter() - t0
         assert run is not None
         kimg, snap = snapshots(run)[-1]
-        res = evaluate(reals, snap, ["fid", "kid"], num_gen=args.num_gen, seed=args.seed, progress=False,
+        res = evaluate(reals, snap, args.metrics.split(","), num_gen=args.num_gen, seed=args.seed, progress=False,
                        options={"kid_subset_size": min(500, args.num_gen)})
         row = {"bench": "demo_recipes", "recipe": name, "options": extra, "scratch": scratch,
                "source": None if scratch else args.source, "kimg": kimg, "train_wall_s": round(wall, 1),
-               "img_per_sec": round(kimg * 1000 / wall, 1), "fid": round(res["fid"], 2), "kid": round(res["kid"], 4),
+               "img_per_sec": round(kimg * 1000 / wall, 1), **{k: round(float(v), 4) for k, v in res.items()},
                "num_gen": args.num_gen, "num_real": len(reals), "threads": args.threads, "run": str(run),
                "loadavg_1min": os.getloadavg()[0], "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}
         line = json.dumps(row)

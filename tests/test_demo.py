@@ -114,14 +114,20 @@ def test_sample_horses_is_seeded_and_copies_original_bytes(cifar10_zip: Path, tm
 
 
 def test_timeline_prints_steps_and_eta(capsys: pytest.CaptureFixture[str]) -> None:
-    t = demo._Timeline({"a": 1, "b": 3})
-    t.start -= 10  # pretend step a took 10 s
+    t = demo._Timeline({"a": 10, "b": 30})  # planned seconds
+    t.start -= 20  # pretend step a took 20 s: twice the plan, so b is expected to take 60 s
     t.begin("a")
     t.end("a")
     t.begin("b")
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("[1/2] a (elapsed 0:10)")
-    assert out[1] == "[2/2] b (elapsed 0:10, about 0:30 left)"
+    assert out[0].startswith("[1/2] a (elapsed 0:20)")
+    assert out[1] == "[2/2] b (elapsed 0:20, about 1:00 left)"
+    # a step far quicker than planned (curation of a small set) does not promise a 10x faster rest
+    quick = demo._Timeline({"a": 40, "b": 40})
+    quick.start -= 4
+    quick.end("a")
+    quick.begin("b")
+    assert capsys.readouterr().out.strip() == "[2/2] b (elapsed 0:04, about 0:30 left)"
 
 
 @pytest.mark.slow

@@ -90,7 +90,10 @@ class _Timeline:
     def begin(self, step: str) -> None:
         elapsed = time.time() - self.start
         total_w = sum(self.weights.values())
-        eta = "" if self.done <= 0 else f", about {_mmss(elapsed / self.done * (total_w - self.done))} left"
+        # Weights are planned seconds; scale the rest by how fast the plan has gone so far, but
+        # within [0.75, 4]: one quick early step (curation) must not promise a 10x faster run.
+        pace = min(max(elapsed / self.done, 0.75), 4.0) if self.done > 0 else 1.0
+        eta = "" if self.done <= 0 else f", about {_mmss(pace * (total_w - self.done))} left"
         index = list(self.weights).index(step) + 1
         print(f"[{index}/{len(self.weights)}] {step} (elapsed {_mmss(elapsed)}{eta})", flush=True)
 

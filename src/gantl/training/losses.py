@@ -116,15 +116,10 @@ class GANLoss:
         """
         if not self._has_mapping():
             return self.G(z, c), None
-        ws = self.G.mapping(z, c, update_emas=update_emas)
-        if self.style_mixing_prob > 0:
-            # Same draw pattern on every step so a fixed seed gives one sequence of cutoffs.
-            cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1])
-            use_mix = torch.rand([], device=ws.device) < self.style_mixing_prob
-            cutoff = torch.where(use_mix, cutoff, torch.full_like(cutoff, ws.shape[1]))
-            mixed = self.G.mapping(torch.randn_like(z), c, update_emas=False)
-            keep = torch.arange(ws.shape[1], device=ws.device)[None, :, None] < cutoff
-            ws = torch.where(keep, ws, mixed)
+        from gantl.models.stylegan2 import style_mix
+
+        # The one style-mixing implementation (its tests are training's tests).
+        ws = style_mix(self.G, z, c, self.style_mixing_prob, update_emas=update_emas)
         if ws_grad and not ws.requires_grad:
             ws = ws.detach().requires_grad_(True)
         return self.G.synthesis(ws), ws
