@@ -15,7 +15,7 @@ from gantl.models.registry import build
 from gantl.training.loop import Trainer, build_setup
 from gantl.training.options import TrainOptions
 
-METHODS = ["finetune:0.5", "freezeg:1", "l2sp", "ewc", "fd", "scale-shift", "minegan:1", "cdc", "adafm:1", "glo"]
+METHODS = ["finetune:0.5", "freezeg:1", "l2sp", "ewc", "fd:1:1", "scale-shift", "minegan:1", "cdc", "adafm:1", "glo"]
 FAMILIES = {"dcgan": ("dcgan-small", dict(z_dim=16, img_resolution=32, ngf=8), dict(img_resolution=32, ndf=8)),
             "resnet": ("resnet-tiny", dict(z_dim=16, img_resolution=32, ch=8), dict(img_resolution=32, ch=8))}
 
