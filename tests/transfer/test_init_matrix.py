@@ -69,3 +69,16 @@ def test_cli_flags_reach_the_networks(tiny_dataset: Path) -> None:
     refused = CliRunner().invoke(app, ["train", "--data", str(tiny_dataset), "--resume", SOURCE, "--init-g",
                                        "scratch", "--method", "ewc", "--dry-run"])
     assert refused.exit_code != 0 and "ewc" in str(refused.exception)
+
+
+def test_init_d_scratch_means_fresh_d_without_the_options_check() -> None:
+    """TrainOptions built directly (no from_dict/check) must not silently keep the source's D."""
+    from gantl.training.loop import build_setup
+    from gantl.training.options import TrainOptions
+    from gantl.transfer.source import load_source
+
+    opts = TrainOptions(resume="cifar9-stylegan2-32", resolution=32, cfg="cpu-tiny", init_d="scratch")
+    setup = build_setup(opts, need_dataset=False)
+    src_d = load_source("cifar9-stylegan2-32").tensors["D"]
+    assert opts.fresh_d
+    assert not all(torch.equal(v, src_d[k]) for k, v in setup.D.state_dict().items() if k in src_d)

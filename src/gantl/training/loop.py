@@ -133,6 +133,10 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     from gantl.rundir import buffer_setup_log
 
     buffer_setup_log()  # what set-up logs reaches the run's log.txt once it exists
+    if opts.init_d == "scratch" and not opts.fresh_d:
+        # Options built directly (TrainOptions(...), not through the CLI/TOML check) must mean the same:
+        # --init-d scratch is --fresh-d.
+        opts.fresh_d = True
     if dataset is None and need_dataset and opts.data is not None:
         dataset = open_dataset(opts)
     resolution, c_dim, channels = _shape_from(opts, dataset)
