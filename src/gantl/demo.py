@@ -403,10 +403,11 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
         },
     }
     better = all(final["transfer"][m] < final["scratch"][m] for m in ("fid", "kid"))
+    arch = _source_choices(cfg.source)
     info = ReportInput(
         title="gantl demo: 500 CIFAR-10 horses, transfer vs. from scratch",
-        subtitle=(f"Both runs: {_source_choices(cfg.source).get('model', 'stylegan2')} "
-                  f"({_source_choices(cfg.source).get('cfg', '?')}), {cfg.budget_kimg:g} kimg, ADA, seed {cfg.seed}. "
+        subtitle=(f"Both runs: {arch.get('model', 'stylegan2')} ({arch.get('cfg', '?')}), {cfg.budget_kimg:g} kimg, "
+                  f"ADA, seed {cfg.seed}. "
                   f"Transfer starts from '{cfg.source}' (trained on CIFAR-10 without horses) with "
                   f"{' + '.join(cfg.transfer_methods) or 'plain fine-tuning'}. Total demo time {_mmss(wall)}."),
         final={"from scratch": final["scratch"], f"transfer from {cfg.source}": final["transfer"]},

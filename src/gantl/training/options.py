@@ -191,32 +191,12 @@ def resolve_hyper(opts: TrainOptions, *, resolution: int, c_dim: int, channels: 
     """Merge the preset named by ``opts.cfg`` with the explicitly given options."""
     if opts.model == "dcgan":
         p = DCGAN_PRESETS[opts.cfg]
-        G_kwargs = dict(z_dim=p["z_dim"], c_dim=c_dim, img_resolution=resolution, img_channels=channels,
-                        ngf=p["ngf"])
-        D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, ndf=p["ndf"])
-        gamma = _pick(opts.gamma, p["gamma"])
-        return Hyper(
-            G_kwargs=G_kwargs, D_kwargs=D_kwargs, batch=_pick(opts.batch, p["batch"]),
-            glr=_pick(opts.glr, p["lr"]), dlr=_pick(opts.dlr, p["lr"]),
-            g_betas=tuple(_pick(opts.g_betas, p["betas"])), d_betas=tuple(_pick(opts.d_betas, p["betas"])),
-            gamma=gamma, pl_weight=0.0, style_mixing=0.0,
-            ema_kimg=_pick(opts.ema_kimg, p["ema_kimg"]), ema_rampup=_pick(opts.ema_rampup, p["ema_rampup"]),
-            g_reg_interval=None, d_reg_interval=opts.r1_interval if gamma > 0 else None,
-            loss=_loss(opts), d_steps=_pick(opts.d_steps, 1))
+        return _family_hyper(opts, p, dict(z_dim=p["z_dim"], ngf=p["ngf"]), dict(ndf=p["ndf"]),
+                             resolution=resolution, c_dim=c_dim, channels=channels)
     if opts.model == "resnet":
         p = RESNET_PRESETS[opts.cfg]
-        G_kwargs = dict(z_dim=p["z_dim"], c_dim=c_dim, img_resolution=resolution, img_channels=channels,
-                        ch=p["ch_g"])
-        D_kwargs = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels, ch=p["ch_d"])
-        gamma = _pick(opts.gamma, p["gamma"])
-        return Hyper(
-            G_kwargs=G_kwargs, D_kwargs=D_kwargs, batch=_pick(opts.batch, p["batch"]),
-            glr=_pick(opts.glr, p["glr"]), dlr=_pick(opts.dlr, p["dlr"]),
-            g_betas=tuple(_pick(opts.g_betas, p["betas"])), d_betas=tuple(_pick(opts.d_betas, p["betas"])),
-            gamma=gamma, pl_weight=0.0, style_mixing=0.0,
-            ema_kimg=_pick(opts.ema_kimg, p["ema_kimg"]), ema_rampup=_pick(opts.ema_rampup, p["ema_rampup"]),
-            g_reg_interval=None, d_reg_interval=opts.r1_interval if gamma > 0 else None,
-            loss=_loss(opts), d_steps=_pick(opts.d_steps, p["d_steps"]))
+        return _family_hyper(opts, p, dict(z_dim=p["z_dim"], ch=p["ch_g"]), dict(ch=p["ch_d"]),
+                             resolution=resolution, c_dim=c_dim, channels=channels)
     from gantl.models import presets
 
     return presets_to_hyper(presets, opts, resolution=resolution, c_dim=c_dim, channels=channels)
@@ -246,6 +226,22 @@ def presets_to_hyper(presets, opts: TrainOptions, *, resolution: int, c_dim: int
         g_reg_interval=opts.pl_interval if p.G_reg_interval else None,
         d_reg_interval=opts.r1_interval if gamma > 0 else None,
         loss=_loss(opts), d_steps=_pick(opts.d_steps, 1))
+
+
+def _family_hyper(opts: TrainOptions, p: dict, g_arch: dict, d_arch: dict, *, resolution: int, c_dim: int,
+                  channels: int) -> Hyper:
+    """A DCGAN/ResNet preset (``p``: batch, lr or glr/dlr, betas, gamma, EMA, optional d_steps) with
+    explicit options on top; neither family has path length, style mixing or lazy G regularisation."""
+    data = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels)
+    gamma = _pick(opts.gamma, p["gamma"])
+    return Hyper(
+        G_kwargs=dict(**data, **g_arch), D_kwargs=dict(**data, **d_arch), batch=_pick(opts.batch, p["batch"]),
+        glr=_pick(opts.glr, p.get("glr", p.get("lr"))), dlr=_pick(opts.dlr, p.get("dlr", p.get("lr"))),
+        g_betas=tuple(_pick(opts.g_betas, p["betas"])), d_betas=tuple(_pick(opts.d_betas, p["betas"])),
+        gamma=gamma, pl_weight=0.0, style_mixing=0.0,
+        ema_kimg=_pick(opts.ema_kimg, p["ema_kimg"]), ema_rampup=_pick(opts.ema_rampup, p["ema_rampup"]),
+        g_reg_interval=None, d_reg_interval=opts.r1_interval if gamma > 0 else None,
+        loss=_loss(opts), d_steps=_pick(opts.d_steps, p.get("d_steps", 1)))
 
 
 def _loss(opts: TrainOptions) -> str:

@@ -417,3 +417,21 @@ def apply_adapters(net: nn.Module, records: Iterable[dict[str, Any]]) -> nn.Modu
     for record in records or []:
         add_adapter(net, dict(record))
     return net
+
+
+def buffers_state(net: nn.Module | None) -> dict[str, Any]:
+    """A frozen copy's buffers (BN statistics, SN vectors) for a method's ``state_dict``: they still move
+    in training-mode forwards, so exact resume needs them; ``{}`` before the copy exists."""
+    if net is None:
+        return {}
+    return {"buffers": {n: b.detach().cpu().clone() for n, b in net.named_buffers()}}
+
+
+def load_buffers_state(net: nn.Module | None, state: dict[str, Any]) -> None:
+    """Inverse of :func:`buffers_state`."""
+    if not state or net is None:
+        return
+    own = dict(net.named_buffers())
+    with torch.no_grad():
+        for n, b in state["buffers"].items():
+            own[n].copy_(torch.as_tensor(b))

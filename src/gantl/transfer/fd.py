@@ -34,7 +34,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from gantl.errors import ConfigError
-from gantl.transfer.base import BaseMethod, float_arg, int_arg, no_more_args, register_method
+from gantl.transfer.base import (
+    BaseMethod,
+    buffers_state,
+    float_arg,
+    int_arg,
+    load_buffers_state,
+    no_more_args,
+    register_method,
+)
 
 log = logging.getLogger("gantl")
 
@@ -122,17 +130,10 @@ class FeatureDistillation(BaseMethod):
         return {"fd_D": self.lam * F.mse_loss(feats, target)}
 
     def state_dict(self) -> dict[str, Any]:
-        if self.d_src is None:
-            return {}
-        return {"d_src_buffers": {n: b.detach().cpu().clone() for n, b in self.d_src.named_buffers()}}
+        return buffers_state(self.d_src)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state or self.d_src is None:
-            return
-        own = dict(self.d_src.named_buffers())
-        with torch.no_grad():
-            for n, b in state["d_src_buffers"].items():
-                own[n].copy_(torch.as_tensor(b))
+        load_buffers_state(self.d_src, state)
 
 
 @register_method("fd", usage=USAGE, help="feature distillation (Park et al. survey): lambda x MSE between D's and "

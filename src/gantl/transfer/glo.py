@@ -35,7 +35,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from gantl.errors import ConfigError
-from gantl.transfer.base import BaseMethod, ParamGroups, add_adapter, register_adapter, register_method
+from gantl.transfer.base import (
+    BaseMethod,
+    ParamGroups,
+    add_adapter,
+    buffers_state,
+    load_buffers_state,
+    register_adapter,
+    register_method,
+)
 from gantl.transfer.fd import feature_blocks
 
 ADAPTER = "glo-latents"
@@ -126,17 +134,10 @@ class GLO(BaseMethod):
                 "glo_emd": W_EMD * emd_term(latents, samples)}
 
     def state_dict(self) -> dict[str, Any]:
-        if self.d_src is None:
-            return {}
-        return {"d_src_buffers": {n: b.detach().cpu().clone() for n, b in self.d_src.named_buffers()}}
+        return buffers_state(self.d_src)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state or self.d_src is None:
-            return
-        own = dict(self.d_src.named_buffers())
-        with torch.no_grad():
-            for n, b in state["d_src_buffers"].items():
-                own[n].copy_(torch.as_tensor(b))
+        load_buffers_state(self.d_src, state)
 
 
 @register_method("glo", help="GLO transfer (BSA / Park et al. survey): one learned latent per training image, L1 + "
