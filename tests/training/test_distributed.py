@@ -14,6 +14,7 @@ SCRIPT = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from gantl.config import from_dict
+    from gantl.training import distributed
     from gantl.training.loop import Trainer, _TickStats
     from gantl.training.options import TrainOptions
 
@@ -37,6 +38,7 @@ SCRIPT = textwrap.dedent("""
         json.dump({"G": digest(t.G), "D": digest(t.D), "G_ema": digest(t.G_ema), "changed": changed,
                    "world": t.dist.world, "batch_gpu": t.batch_gpu, "p": t.ada.p,
                    "real_first": float(t.stream.next()[0].float().mean())}, f)
+    distributed.shutdown(t.dist)
 """)
 
 
@@ -44,7 +46,7 @@ def test_two_gloo_ranks_stay_identical(tiny_dataset: Path, tmp_path: Path) -> No
     script = tmp_path / "ddp_steps.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(script), str(tiny_dataset), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -52,7 +52,10 @@ def init_from_env(device: torch.device) -> DistInfo:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group together: a rank that tears gloo down while another still talks to it
+    aborts the whole job ("terminate called without an active exception"), so meet at a barrier first."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
