@@ -790,8 +790,13 @@ def train(opts: TrainOptions, *, dataset: Any = None) -> Path | None:
         distributed.shutdown(trainer.dist)
 
 
-def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> Path | None:
-    """Continue ``run_dir`` from its newest complete snapshot (``--set kimg=...`` may extend it)."""
+def resumed_trainer(run_dir: str | Path, overrides: list[str] | None = None) -> Trainer:
+    """A Trainer holding ``run_dir``'s newest complete snapshot, ready to :meth:`Trainer.train` on.
+
+    Separate from :func:`resume_run` so that a caller under torchrun (``gantl experiment run
+    --nproc-per-run``) resumes exactly like ``gantl train --resume-run`` but decides itself how to
+    leave the process group when a rank fails.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file():
         raise CheckpointError(f"{run_dir} is not a gantl run directory (no config.toml); pass runs/NNNNN-...")
@@ -800,7 +805,12 @@ def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> Path 
     if tag is None:
         raise CheckpointError(f"{run_dir} has no complete, readable snapshot to resume from; start it again with "
                               f"`gantl train --config {run_dir / 'config.toml'}`")
-    trainer = Trainer(opts, run_dir=run_dir, resume_tag=tag)
+    return Trainer(opts, run_dir=run_dir, resume_tag=tag)
+
+
+def resume_run(run_dir: str | Path, overrides: list[str] | None = None) -> Path | None:
+    """Continue ``run_dir`` from its newest complete snapshot (``--set kimg=...`` may extend it)."""
+    trainer = resumed_trainer(run_dir, overrides)
     try:
         return trainer.train()
     finally:
