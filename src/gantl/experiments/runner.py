@@ -16,6 +16,21 @@ Evaluation results go to ``eval.jsonl`` in the run dir, one line per evaluated s
 the ``[eval]`` settings they were made with; the experiment report reads them from there.
 ``--jobs N`` runs N runs at once in separate processes (spawned: no forked torch state), each with
 ``cpu_count // N`` torch threads unless the grid sets ``threads``.
+
+``--nproc-per-run K`` (K > 1; for multi-GPU machines) trains each run data-parallel as one
+``torchrun --standalone --nproc_per_node K`` group (see :mod:`gantl.experiments.ddp`): NCCL with
+one GPU per rank on CUDA, gloo on CPU. It is a flag, not a grid key, because it describes the
+machine, not the experiment: the same grid runs on a laptop and on an 8-GPU node, and a run dir
+records no process count (``config.toml`` is the same), so an experiment may be continued with
+another K (the data order then differs from an uninterrupted run; the log says so). The runner
+prepares each run dir exactly as without torchrun and evaluates in its own process after the
+group ends, so skipping, resuming and restarting behave identically. A failing rank ends its
+group (torchrun stops the others) and becomes that run's error, with the tail of the group's
+output in its error.txt. ``--jobs J`` then runs J groups at once, each rank with
+``cpu_count // (J * K)`` threads unless the grid sets ``threads``; with at least J * K GPUs each
+group gets its own K. K = 1 is the in-process path above.
+
+    gantl experiment run grid.toml --out runs/grid --nproc-per-run 4 --jobs 2   # 8 GPUs, 2 runs at once
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import shutil
 import sys
 import time
@@ -42,6 +58,7 @@ else:  # pragma: no cover
 
 from gantl.config import dump_toml, from_dict, to_dict
 from gantl.errors import ConfigError, GantlError
+from gantl.experiments.ddp import RankFailure, gpu_groups, train_in_group
 from gantl.experiments.grid import MACHINERY_KEYS, EvalSpec, Grid, RunSpec, load_grid
 from gantl.training.options import TrainOptions
 
@@ -193,8 +210,22 @@ def evaluate_run(run_dir: Path, opts: TrainOptions, ev: EvalSpec) -> int:
     return len(todo)
 
 
-def execute(spec: RunSpec, out_dir: Path, ev: EvalSpec, action: str) -> Outcome:
-    """Train (start, restart or resume) and evaluate one run; errors are caught and returned."""
+def resume_overrides(opts: TrainOptions) -> list[str]:
+    """What a resumed run takes from the grid rather than its config.toml: the machinery (device,
+    workers, threads; the runner never shows a per-run bar) and ``kimg``, which may grow."""
+    overrides = [f"kimg={opts.kimg}", f"device={opts.device}", f"workers={opts.workers}", "progress=false"]
+    if opts.threads is not None:
+        overrides.append(f"threads={opts.threads}")
+    return overrides
+
+
+def execute(spec: RunSpec, out_dir: Path, ev: EvalSpec, action: str, *, nproc: int = 1, rank_threads: int = 1,
+            gpus: str | None = None) -> Outcome:
+    """Train (start, restart or resume) and evaluate one run; errors are caught and returned.
+
+    With ``nproc`` > 1 the training is one torchrun group of that many ranks (``rank_threads``
+    torch threads each, on the GPUs ``gpus`` when given) and only the evaluation runs here.
+    """
     from gantl.training import distributed
     from gantl.training.loop import Trainer, resume_run
 
@@ -208,18 +239,22 @@ def execute(spec: RunSpec, out_dir: Path, ev: EvalSpec, action: str) -> Outcome:
         if action in ("start", "restart"):
             run_dir.mkdir(parents=True, exist_ok=True)
             dump_toml(spec.opts, run_dir / "config.toml")
+        if nproc > 1 and action in ("start", "restart", "resume"):
+            train_in_group(run_dir, action, to_dict(spec.opts), nproc=nproc, threads=rank_threads, gpus=gpus)
+        elif action in ("start", "restart"):
             trainer = Trainer(spec.opts, run_dir=run_dir)
             try:
                 trainer.train()
             finally:
                 distributed.shutdown(trainer.dist)
         elif action == "resume":
-            o = spec.opts
-            overrides = [f"kimg={o.kimg}", f"device={o.device}", f"workers={o.workers}", "progress=false"]
-            if o.threads is not None:
-                overrides.append(f"threads={o.threads}")
-            resume_run(run_dir, overrides)
+            resume_run(run_dir, resume_overrides(spec.opts))
         outcome.evaluated = evaluate_run(run_dir, spec.opts, ev)
+    except RankFailure as exc:
+        outcome.error = exc.message
+        if run_dir.is_dir():
+            (run_dir / ERROR_FILE).write_text(f"{exc.message}\n\n--- end of the torchrun group's output ---\n"
+                                              f"{exc.tail}", encoding="utf-8")
     except GantlError as exc:
         outcome.error = exc.message
     except Exception as exc:  # noqa: BLE001 - one broken run must not lose the others' hours
@@ -230,6 +265,18 @@ def execute(spec: RunSpec, out_dir: Path, ev: EvalSpec, action: str) -> Outcome:
         (run_dir / ERROR_FILE).write_text(outcome.error + "\n", encoding="utf-8")
     outcome.seconds = time.time() - start
     return outcome
+
+
+_GPUS: str | None = None  # this --jobs process's GPUs for its torchrun groups (see _init_worker)
+
+
+def _init_worker(slots: Any) -> None:
+    """Take one of the ``--jobs`` GPU blocks for good: each pool process runs one group at a time."""
+    global _GPUS
+    try:
+        _GPUS = slots.get(timeout=10)
+    except queue.Empty:  # more pool processes than blocks: share (only if the pool ever replaced one)
+        _GPUS = None
 
 
 def _worker(payload: dict[str, Any]) -> Outcome:
@@ -243,7 +290,8 @@ def _worker(payload: dict[str, Any]) -> Outcome:
     spec = RunSpec(name=payload["name"], cell=payload["cell"], index=payload["index"], values=payload["values"],
                    seed=payload["seed"], opts=opts)
     ev = from_dict(EvalSpec, payload["eval"])
-    return execute(spec, Path(payload["out_dir"]), ev, payload["action"])
+    return execute(spec, Path(payload["out_dir"]), ev, payload["action"], nproc=payload["nproc"],
+                   rank_threads=payload["rank_threads"], gpus=_GPUS)
 
 
 # --------------------------------------------------------------------------------------------- the grid
@@ -285,11 +333,17 @@ def write_manifest(grid: Grid, runs: list[RunSpec], out_dir: Path) -> Path:
     return path
 
 
-def run_experiment(grid_path: str | Path, out_dir: str | Path, *, jobs: int = 1, progress: bool = True,
-                   echo: Callable[[str], None] | None = None) -> ExperimentResult:
-    """Validate the grid, then train and evaluate every run that is not finished yet."""
+def run_experiment(grid_path: str | Path, out_dir: str | Path, *, jobs: int = 1, nproc_per_run: int = 1,
+                   progress: bool = True, echo: Callable[[str], None] | None = None) -> ExperimentResult:
+    """Validate the grid, then train and evaluate every run that is not finished yet.
+
+    ``nproc_per_run`` > 1 trains each run as a torchrun group of that many processes.
+    """
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs} must be at least 1")
+    if nproc_per_run < 1:
+        raise ConfigError(f"--nproc-per-run {nproc_per_run} must be at least 1 (processes per run; 1 trains "
+                          "in this process)")
     out_dir = Path(out_dir)
     grid = load_grid(grid_path, out_dir)
     runs = grid.runs(out_dir)
@@ -306,12 +360,21 @@ def run_experiment(grid_path: str | Path, out_dir: str | Path, *, jobs: int = 1,
         return ExperimentResult(out_dir, runs, outcomes)
 
     weight = {r.name: _work(r, actions[r.name], out_dir) for r in todo}
+    nproc = nproc_per_run
+    at_once = min(jobs, len(todo))
+    groups = gpu_groups(at_once, nproc) if nproc > 1 else [None] * at_once
+    auto_rank_threads = max(1, (os.cpu_count() or 1) // (at_once * nproc))
+
+    def rank_threads(r: RunSpec) -> int:
+        return r.opts.threads or auto_rank_threads
+
     bar = _Bar(len(runs), len(runs) - len(todo), sum(weight.values()), enabled=progress)
     try:
         if jobs == 1 or len(todo) == 1:
             for r in todo:
                 bar.describe(f"running {r.name}")
-                outcome = execute(r, out_dir, grid.eval, actions[r.name])
+                outcome = execute(r, out_dir, grid.eval, actions[r.name], nproc=nproc,
+                                  rank_threads=rank_threads(r), gpus=groups[0])
                 outcomes.append(outcome)
                 bar.finish_run(weight[r.name])
                 say(_line(outcome))
@@ -319,10 +382,15 @@ def run_experiment(grid_path: str | Path, out_dir: str | Path, *, jobs: int = 1,
             threads = max(1, (os.cpu_count() or 1) // jobs)
             payloads = [{"name": r.name, "cell": r.cell, "index": r.index, "values": r.values, "seed": r.seed,
                          "opts": to_dict(r.opts), "eval": dataclasses.asdict(grid.eval), "out_dir": str(out_dir),
-                         "action": actions[r.name], "threads": None if r.opts.threads else threads} for r in todo]
+                         "action": actions[r.name], "threads": None if r.opts.threads else threads,
+                         "nproc": nproc, "rank_threads": rank_threads(r)} for r in todo]
             ctx = multiprocessing.get_context("spawn")
+            slots = ctx.Queue()
+            for gpus in groups:
+                slots.put(gpus)
             bar.describe(f"running {min(jobs, len(todo))} at once")
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(slots,)) as pool:
                 futures = {pool.submit(_worker, p): p["name"] for p in payloads}
                 for fut in cf.as_completed(futures):
                     name = futures[fut]
