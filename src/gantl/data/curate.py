@@ -76,14 +76,23 @@ class CurateResult:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(cfg: CurateConfig, source: Source) -> None:
-    """Per-process setup: single-threaded math libraries, the source; detectors on first use."""
+def _init_worker(cfg: CurateConfig, source: Source, pool: bool = False) -> None:
+    """Per-process setup: single-threaded math libraries, the source; detectors on first use.
+
+    In a pool worker torch (the MTCNN face detector) also gets one thread: the workers already fill
+    the cores, and torch's default of one thread per core would oversubscribe them. Inline (one
+    worker) the caller's torch setting is left alone.
+    """
     try:
         import cv2
 
         cv2.setNumThreads(1)
     except ImportError:  # pragma: no cover
         pass
+    if pool and cfg.filters.face.enabled and cfg.filters.face.detector == "mtcnn":
+        import torch
+
+        torch.set_num_threads(1)
     _WORKER.clear()
     _WORKER.update(cfg=cfg, source=source, scorer=None)
 
@@ -152,7 +161,7 @@ def _run(func: Any, files: list[str], cfg: CurateConfig, source: Source, descrip
         else:
             ctx = mp.get_context("spawn")  # never fork a process holding ONNX/dlib/torch thread pools
             chunk = max(1, min(8, len(files) // (workers * 8)))
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, source)) as pool:
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, source, True)) as pool:
                 for r in pool.imap(func, files, chunksize=chunk):
                     if bar:
                         bar.advance(task)
