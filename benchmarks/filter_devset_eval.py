@@ -1,13 +1,17 @@
 """Per-kind recall/precision of the curation filters on a labelled development set; one JSON line per filter.
 
-Usage: python benchmarks/filter_devset_eval.py [--set /tmp/filter-devset] [--filters blur text]
-                                               [--set-option filters.blur.threshold=0.6 ...]
+Usage: python benchmarks/filter_devset_eval.py [--set /tmp/filter-devset] [--filters blur text face]
+                                               [--set-option filters.blur.threshold=0.6 ...] [--dump scores.csv]
+
+e.g. both face detectors: ``--filters face`` and ``--filters face --set-option face.detector=hog``.
 
 The set comes from benchmarks/build_filter_devset.py: ``labels.csv`` with ``file``, ``kind`` and a
-0/1 column per filter (``blurry`` for blur, ``has_text`` for text). Each image is scored with the
+0/1 column per filter (``blurry`` for blur, ``has_text`` for text, ``has_face`` for face). Each image is scored with the
 same ``Scorer`` that ``gantl data build`` runs, with only the named filters enabled; the line per
 filter gives recall and precision over all labelled images and, per kind, how many were rejected,
-so a regression on one kind (icons called blurry) is visible even when the totals look fine.
+so a regression on one kind (icons called blurry) is visible even when the totals look fine:
+``kind(+)`` counts are that kind's recall, ``kind(-)`` counts its false alarms. ``--dump`` writes
+every image's scores so thresholds can be re-decided without scoring again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-from gantl.config import apply_overrides
+from gantl.config import apply_overrides, to_dict
 from gantl.data.filters import PIXEL_FILTERS, FiltersConfig, Scorer, thresholds
 
 LABEL = {"blur": "blurry", "text": "has_text", "face": "has_face"}
@@ -29,6 +33,7 @@ def main() -> None:
     ap.add_argument("--set", dest="root", default="/tmp/filter-devset")
     ap.add_argument("--filters", nargs="+", default=["blur"], choices=sorted(LABEL))
     ap.add_argument("--set-option", action="append", default=[], help="e.g. filters.blur.threshold=0.5")
+    ap.add_argument("--dump", default=None, help="CSV of file, kind, labels and each filter's score")
     args = ap.parse_args()
     root = Path(args.root)
     with (root / "labels.csv").open(newline="") as fh:
@@ -43,6 +48,13 @@ def main() -> None:
     t0 = time.process_time()
     scores = [scorer.score_bytes((root / r["file"]).read_bytes()) for r in rows]
     cpu_ms = 1000 * (time.process_time() - t0) / max(1, len(rows))
+    if args.dump:
+        with Path(args.dump).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["file", "kind", *(LABEL[n] for n in args.filters), *args.filters])
+            for r, sc in zip(rows, scores, strict=True):
+                w.writerow([r["file"], r["kind"], *(r.get(LABEL[n], "") for n in args.filters),
+                            *(sc.get(n, "") for n in args.filters)])
     for name in args.filters:
         col = LABEL[name]
         lab = [r for r in rows if r.get(col, "") in ("0", "1")]
@@ -55,7 +67,7 @@ def main() -> None:
             k = kinds.setdefault(f"{r['kind']}({'+' if r[col] == '1' else '-'})", [0, 0])
             k[0] += r["file"] in flagged
             k[1] += 1
-        print(json.dumps({"filter": name, "threshold": ths[name].threshold, "images": len(lab),
+        print(json.dumps({"filter": name, "settings": to_dict(getattr(cfg, name)), "images": len(lab),
                           "recall": round(tp / pos, 3) if pos else None,
                           "precision": round(tp / (tp + fp), 3) if tp + fp else None,
                           "false_alarms": fp, "rejected_per_kind": {k: f"{a}/{b}" for k, (a, b) in kinds.items()},
