@@ -216,13 +216,16 @@ class MTCNN:
     """P-Net -> R-Net -> O-Net on one RGB image; ``detect`` returns faces of at least ``min_face`` px.
 
     Runs in the calling thread with torch's current thread settings (curation workers choose them);
-    nothing here changes them.
+    nothing here changes them. Only the ``max_proposals`` most probable P-Net boxes go on to R-Net:
+    textured photos (fur, foliage) yield several hundred, and R-Net on all of them cost more than the
+    whole pyramid, while a real face's windows are among P-Net's most confident.
     """
 
     def __init__(self, nets: MTCNNNets | None = None, *, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709) -> None:
+                 factor: float = 0.709, max_proposals: int = 100) -> None:
         if not 0 < factor < 1:
             raise ValueError(f"MTCNN pyramid factor must be in (0, 1), got {factor}")
+        self.max_proposals = max_proposals
         self.nets = nets if nets is not None else load_nets()
         self.thresholds = thresholds
         self.factor = factor
@@ -263,7 +266,7 @@ class MTCNN:
         if not found:
             return np.zeros((0, 5), np.float32)
         cand = np.concatenate(found)
-        cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
+        cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)[:self.max_proposals]]  # best first
         return np.concatenate([square(regress(cand[:, :4], cand[:, 5:9])), cand[:, 4:5]], axis=1)
 
     @torch.inference_mode()
