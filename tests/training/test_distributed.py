@@ -57,3 +57,26 @@ def test_two_gloo_ranks_stay_identical(tiny_dataset: Path, tmp_path: Path) -> No
     for key in ("G", "D", "G_ema", "p"):
         assert r0[key] == r1[key], f"{key} differs between ranks"
     assert r0["real_first"] != r1["real_first"]  # each rank reads its own slice of the batch
+
+
+def test_each_rank_takes_its_own_gpu(monkeypatch) -> None:
+    """Under torchrun on CUDA, rank with LOCAL_RANK=k selects GPU k (mod the GPUs present)."""
+    import torch
+
+    from gantl.training import distributed
+
+    picked: list[int] = []
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", picked.append)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    info = distributed.init_from_env(torch.device("cuda"))
+    assert (info.rank, info.world, info.local_rank) == (3, 4, 3)
+    assert picked == [1]
+    picked.clear()
+    distributed.init_from_env(torch.device("cuda", 0))  # an explicit index is the user's choice
+    distributed.init_from_env(torch.device("cpu"))
+    assert picked == []
