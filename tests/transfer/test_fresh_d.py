@@ -10,7 +10,9 @@ same weights. Refusals (no D without the flag, D-side methods with it) are one-l
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -96,7 +98,9 @@ def _g_only_source(tmp_path: Path, opts: TrainOptions, seed: int, with_d: bool =
 
 
 def test_faces_generator_trains_with_fresh_d_and_resumes(faces_source: Path, faces64: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gantl")  # as the CLI runs it: set-up INFO lines reach log.txt
     src = load_checkpoint(faces_source)
     assert sorted(src.tensors) == ["G", "G_ema"]
     opts = _opts(data=str(faces64), model="dcgan", cfg="dcgan", resume=str(faces_source), fresh_d=True,
@@ -127,6 +131,9 @@ def test_faces_generator_trains_with_fresh_d_and_resumes(faces_source: Path, fac
     assert done.metadata["options"]["fresh_d"] is True and done.metadata["methods"] == ["finetune:0.5"]
     assert load_toml(TrainOptions, run_dir / "config.toml").fresh_d is True
     assert "D starts from its seeded initialisation" in (run_dir / "log.txt").read_text()  # logged during set-up
+    # which file the run started from, by content: a zoo name may point at a retrained file later
+    digest = hashlib.sha256(Path(faces_source).read_bytes()).hexdigest()
+    assert f"{faces_source}, sha256 {digest}" in (run_dir / "log.txt").read_text()
     for net, start in (("G", g0), ("D", d0)):
         changed = [k for k, v in done.tensors[net].items() if v.is_floating_point() and not torch.equal(v, start[k])]
         assert "blocks.0.conv.weight" in changed, f"{net} did not train"
