@@ -81,7 +81,12 @@ class _SetupRecords(logging.Handler):
 def buffer_setup_log(name: str = "gantl") -> None:
     """Start holding ``name``'s records for the next run's log file (replacing any earlier hold)."""
     take_setup_log(name)
-    logging.getLogger(name).addHandler(_SetupRecords())
+    logger = logging.getLogger(name)
+    # The run's log file records INFO (attach_log_file sets it); at the default WARNING the set-up's
+    # INFO lines (which source file and sha256, what a conditional transfer copied) never reached it.
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(_SetupRecords())
 
 
 def take_setup_log(name: str = "gantl") -> list[logging.LogRecord]:
