@@ -22,7 +22,6 @@ Snapshot names use whole kimg (``snapshot-000050``); a snapshot at a fractional 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -129,14 +128,6 @@ def _shape_from(opts: TrainOptions, dataset: Any) -> tuple[int, int, int]:
     return dataset.resolution, c_dim, dataset.num_channels
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool = True) -> Setup:
     """Build G, D, G_ema, load the source and prepare the transfer methods (no training)."""
     from gantl.rundir import buffer_setup_log
@@ -156,13 +147,14 @@ def build_setup(opts: TrainOptions, *, dataset: Any = None, need_dataset: bool =
     if opts.resume:
         import dataclasses
 
+        from gantl.checkpoints.zoo import sha256_file
         from gantl.transfer.source import check_init_methods, load_source, source_network_kwargs
 
         # before loading: a refused combination costs nothing
         check_init_methods(methods, init_g=opts.init_g, init_d="scratch" if opts.fresh_d else opts.init_d)
         source = load_source(opts.resume)
         # A zoo name is re-pointed when a source is retrained: log.txt keeps which file this run used.
-        log.info("source %s: %s, sha256 %s", opts.resume, source.path, _sha256(source.path))
+        log.info("source %s: %s, sha256 %s", opts.resume, source.path, sha256_file(source.path))
         # The source's architecture (widths, latent sizes, mapping depth...) wins over the preset's.
         hyper = dataclasses.replace(hyper, G_kwargs=source_network_kwargs(source, arch, "G", hyper.G_kwargs),
                                     D_kwargs=source_network_kwargs(source, arch, "D", hyper.D_kwargs))
