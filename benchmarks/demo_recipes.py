@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/demo-recipes")
     ap.add_argument("--out", default=None)
     ap.add_argument("--metrics", default="fid,kid", help="comma-separated, e.g. fid,kid,pr,dc")
+    ap.add_argument("--curve", type=int, default=1,
+                    help="snapshots per run to score (evenly spaced; 1 = the final one only): FID-vs-kimg rows")
     args = ap.parse_args()
 
     from gantl.data.dataset import ImageDataset
@@ -75,27 +77,30 @@ def main() -> None:
     for name, extra in (parse_recipe(r) for r in args.recipe):
         scratch = extra.pop("scratch", False)
         base = dict(data=str(data), model=choices.get("model", "stylegan2"), cfg=choices.get("cfg", "cpu-tiny"),
-                    kimg=args.kimg, tick_kimg=max(args.kimg / 4, 0.1), snap_kimg=args.kimg, seed=args.seed,
-                    resume=None if scratch else args.source, outdir=str(work / "runs"), desc=name,
+                    kimg=args.kimg, tick_kimg=max(args.kimg / 4, 0.1), snap_kimg=args.kimg / max(args.curve, 1),
+                    seed=args.seed, resume=None if scratch else args.source,
+                    outdir=str(work / "runs"), desc=name,
                     tensorboard=False, progress=False, threads=args.threads)
         base.update(extra)
         t0 = time.perf_counter()
         run = train(TrainOptions(**base))
         wall = time.perf_counter() - t0
         assert run is not None
-        kimg, snap = snapshots(run)[-1]
-        res = evaluate(reals, snap, args.metrics.split(","), num_gen=args.num_gen, seed=args.seed, progress=False,
-                       options={"kid_subset_size": min(500, args.num_gen)})
-        row = {"bench": "demo_recipes", "recipe": name, "options": extra, "scratch": scratch,
-               "source": None if scratch else args.source, "kimg": kimg, "train_wall_s": round(wall, 1),
-               "img_per_sec": round(kimg * 1000 / wall, 1), **{k: round(float(v), 4) for k, v in res.items()},
-               "num_gen": args.num_gen, "num_real": len(reals), "threads": args.threads, "run": str(run),
-               "loadavg_1min": os.getloadavg()[0], "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}
-        line = json.dumps(row)
-        print(line, flush=True)
-        if args.out:
-            with open(args.out, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+        for kimg, snap in snapshots(run)[-max(args.curve, 1):]:
+            res = evaluate(reals, snap, args.metrics.split(","), num_gen=args.num_gen, seed=args.seed,
+                           progress=False, options={"kid_subset_size": min(500, args.num_gen)})
+            row = {"bench": "demo_recipes", "recipe": name, "options": extra, "scratch": scratch,
+                   "source": None if scratch else args.source, "kimg": kimg, "train_wall_s": round(wall, 1),
+                   "img_per_sec": round(args.kimg * 1000 / wall, 1),
+                   **{k: round(float(v), 4) for k, v in res.items()},
+                   "num_gen": args.num_gen, "num_real": len(reals), "threads": args.threads, "run": str(run),
+                   "loadavg_1min": os.getloadavg()[0], "machine": platform.machine(),
+                   "date": time.strftime("%Y-%m-%d")}
+            line = json.dumps(row)
+            print(line, flush=True)
+            if args.out:
+                with open(args.out, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
     print(f"# runs in {work / 'runs'}", file=sys.stderr)
 
 

@@ -41,19 +41,43 @@ def test_conditional_target_starts_as_the_source_for_every_class(zoo: str) -> No
     assert same and all(torch.equal(setup.D.state_dict()[k], src_D[k]) for k in same)
 
 
-def test_new_label_columns_start_at_zero_and_the_rest_is_rescaled() -> None:
+def _small_pair():
     from gantl.models.stylegan2 import Generator
 
     torch.manual_seed(0)
-    src = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3,
-                    mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8))
-    tgt = Generator(z_dim=8, c_dim=4, w_dim=8, img_resolution=8, img_channels=3,
-                    mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    kw = dict(z_dim=8, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs=dict(num_layers=2),
+              synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    return Generator(c_dim=0, **kw).eval(), Generator(c_dim=4, **kw).eval()
+
+
+def test_label_columns_start_at_fresh_scale_with_one_embedding_for_all_classes() -> None:
+    src, tgt = _small_pair()
     state, fresh = conditional_from_unconditional(src.state_dict(), tgt)
     w = state["mapping.fc0.weight"]
-    assert w.shape == (8, 16) and torch.count_nonzero(w[:, 8:]) == 0
+    assert w.shape == (8, 16)
     torch.testing.assert_close(w[:, :8], src.state_dict()["mapping.fc0.weight"] * 2 ** 0.5)  # sqrt(16/8)
+    # label columns as a freshly initialised conditional mapping layer: randn / lr_multiplier (0.01)
+    assert 50 < w[:, 8:].std().item() < 200
+    emb = state["mapping.embed.weight"]
+    assert emb.shape == (8, 4) and all(torch.equal(emb[:, 0], emb[:, k]) for k in range(4))
     assert fresh == ["mapping.embed.weight", "mapping.embed.bias"]
+    # deterministic: G and G_ema, mapped one after the other, get the same values
+    again, _ = conditional_from_unconditional(src.state_dict(), tgt)
+    assert all(torch.equal(state[k], again[k]) for k in state)
+
+
+def test_the_class_embedding_gets_gradients_from_the_first_step() -> None:
+    """Zero label columns (the first version) passed no gradient to the embedding at all."""
+    src, tgt = _small_pair()
+    state, _ = conditional_from_unconditional(src.state_dict(), tgt)
+    tgt.load_state_dict(state)
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(1))
+    c = torch.nn.functional.one_hot(torch.arange(6) % 4, 4).float()
+    ws = tgt.mapping(z, c)
+    torch.testing.assert_close(ws, src.mapping(z, None), rtol=0, atol=1e-5)  # the source, for every class
+    ws.square().sum().backward()
+    g_embed = tgt.mapping.embed.weight.grad
+    assert g_embed is not None and (g_embed.abs().sum(0) > 1e-4).all()  # every class's column moves
 
 
 def _trained_like(net: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -9,8 +9,13 @@ every class, and training then separates the classes:
   go into *every class row* of the per-class gain/bias (gain is stored as ``1 + c @ gain``, so a
   row holds ``weight - 1``); the running statistics move to the affine-free norm;
 * StyleGAN2's mapping network: its first layer now reads ``[z, embed(c)]``; the z columns take the
-  source's weight (rescaled for equalized lr, whose gain is ``1/sqrt(fan_in)`` and fan-in grew) and
-  the label columns start at zero, so w does not depend on the class until training moves them;
+  source's weight (rescaled for equalized lr, whose gain is ``1/sqrt(fan_in)`` and fan-in grew).
+  The label columns get the scale of a freshly initialised conditional network, every class's
+  embedding starts equal, and the layer's bias absorbs that common embedding's contribution, so
+  at the start w does not depend on the class and G is the source. Why not zero label columns
+  (this module's first version): the mapping net trains at 1/100 of the learning rate, so columns
+  that start at zero stay tiny — 274 kimg of CIFAR-9 training left them at 2% of the z columns'
+  norm and the classes barely differed — and a zero column passes no gradient to the embedding;
 * discriminators: a projection term (ResNet/DCGAN ``embed``) or StyleGAN2's label mapping and
   ``cmap``-sized output are new and keep their seeded initialisation (they are reported).
 
@@ -35,6 +40,7 @@ def conditional_from_unconditional(state: dict[str, torch.Tensor], net: torch.nn
     """
     out = {k: v.clone() for k, v in net.state_dict().items()}
     filled: set[str] = set()
+    mapping_weight: torch.Tensor | None = None
     for key, value in state.items():
         if key in out and out[key].shape == value.shape:
             out[key] = value.clone()
@@ -53,14 +59,40 @@ def conditional_from_unconditional(state: dict[str, torch.Tensor], net: torch.nn
             out[f"{prefix}.norm.{leaf}"] = value.clone()
             filled.add(f"{prefix}.norm.{leaf}")
         elif key == "mapping.fc0.weight" and key in out and _widened_input(value, out[key]):
-            # StyleGAN2: fc0 reads [normalised z, normalised embed(c)]; label columns start at zero.
-            src_in, tgt_in = value.shape[1], out[key].shape[1]
-            widened = torch.zeros_like(out[key])
-            widened[:, :src_in] = value * math.sqrt(tgt_in / src_in)  # same effective weight under equalized lr
-            out[key] = widened
+            mapping_weight = value  # widened after the loop: its bias must be copied first
             filled.add(key)
+    if mapping_weight is not None:
+        _widen_mapping_input(mapping_weight, out, net)
     fresh = [k for k in out if k not in filled and not k.endswith("num_batches_tracked")]
     return out, fresh
+
+
+def _widen_mapping_input(value: torch.Tensor, out: dict[str, torch.Tensor], net: torch.nn.Module) -> None:
+    """StyleGAN2: fc0 of the source read normalised z; the target's reads [normalised z, normalised embed(c)].
+
+    Label columns: seeded at a fresh conditional network's scale (``randn / lr_multiplier``), the
+    same values for G and G_ema. Embedding: one seeded vector in every class column, so that
+    ``y0 = normalise(embed(c))`` is the same for all classes; the bias subtracts ``W_label @ y0``.
+    Then w(z, c) equals the source's w(z) for every c, and the embedding, which trains at the full
+    learning rate, receives gradients through columns large enough to move w.
+    """
+    from gantl.models.layers import normalize_2nd_moment
+
+    fc0, embed = net.mapping.fc0, net.mapping.embed
+    rows, src_in = value.shape
+    tgt_in = out["mapping.fc0.weight"].shape[1]
+    gen = torch.Generator().manual_seed(0)
+    widened = torch.empty(rows, tgt_in, dtype=value.dtype)
+    widened[:, :src_in] = value * math.sqrt(tgt_in / src_in)  # same effective weight under equalized lr
+    widened[:, src_in:] = torch.randn(rows, tgt_in - src_in, generator=gen) / fc0.bias_gain
+    out["mapping.fc0.weight"] = widened
+    common = torch.randn(embed.out_features, 1, generator=gen)
+    out["mapping.embed.weight"] = common.repeat(1, embed.in_features)
+    out["mapping.embed.bias"] = torch.zeros(embed.out_features)
+    with torch.no_grad():
+        y0 = normalize_2nd_moment((common[:, 0] * embed.weight_gain)[None])[0]
+        shift = (widened[:, src_in:] @ y0) * fc0.weight_gain / fc0.bias_gain
+        out["mapping.fc0.bias"] = out["mapping.fc0.bias"] - shift
 
 
 def _widened_input(src: torch.Tensor, tgt: torch.Tensor) -> bool:
