@@ -131,12 +131,14 @@ def test_timeline_prints_steps_and_eta(capsys: pytest.CaptureFixture[str]) -> No
 
 
 @pytest.mark.slow
-def test_demo_end_to_end_tiny_budget(cifar10_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-after-the-other", "side-by-side"])
+def test_demo_end_to_end_tiny_budget(cifar10_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     parallel: bool) -> None:
     """The real pipeline with a tiny budget: curation, both runs, evaluation, report, results.json."""
     monkeypatch.setenv("GANTL_CACHE_DIR", str(tmp_path / "cache"))
     cfg = demo.DemoConfig(out=str(tmp_path / "demo-output"), num_images=40, budget_kimg=0.064, curve_points=2,
                           curve_num_gen=64, final_num_gen=96, num_real=128, kid_subset_size=32,
-                          cifar10=str(cifar10_zip), progress=False, threads=1)
+                          cifar10=str(cifar10_zip), progress=False, threads=1, parallel=parallel)
     results = demo.run_demo(cfg)
     out = Path(cfg.out)
     saved = json.loads((out / "results.json").read_text())
@@ -150,3 +152,28 @@ def test_demo_end_to_end_tiny_budget(cifar10_zip: Path, tmp_path: Path, monkeypa
     for run_dir in saved["details"]["runs"].values():
         lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
         assert len(lines) == 2 and json.loads(lines[-1])["num_gen"] == 96
+
+
+def test_side_by_side_only_with_two_cores_and_no_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    assert demo.use_parallel(demo.DemoConfig())
+    assert not demo.use_parallel(demo.DemoConfig(threads=1))  # an explicit thread count keeps one process
+    assert not demo.use_parallel(demo.DemoConfig(parallel=False))
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 1)
+    assert not demo.use_parallel(demo.DemoConfig())
+    assert demo.use_parallel(demo.DemoConfig(parallel=True))
+    plan = demo.planned_seconds(demo.DemoConfig(parallel=True))
+    assert "train and score both runs side by side" in plan and "train from scratch" not in plan
+
+
+def test_side_by_side_progress_reads_the_run_logs(tmp_path: Path) -> None:
+    assert demo._progress(tmp_path, "scratch", 12) == "starting"
+    run = tmp_path / "00001-horses32-stylegan2-cpu-tiny-scratch"
+    run.mkdir()
+    (run / "log.txt").write_text(
+        "2026-12-02 16:47:12,715 INFO tick 0  kimg 2.016  loss_D 1.282  img_per_sec 82.94\n"
+        "2026-12-02 16:47:38,768 INFO tick 1  kimg 4.032  loss_D 1.082  img_per_sec 77.38\n"
+        "2026-12-02 16:47:39,000 INFO snapshot snapshot-000004.032.safetensors\n", encoding="utf-8")
+    assert demo._progress(tmp_path, "scratch", 12) == "4.032/12 kimg"
+    (run / "metrics.jsonl").write_text("{}\n", encoding="utf-8")
+    assert demo._progress(tmp_path, "scratch", 12) == "4.032/12 kimg, scoring"

@@ -74,6 +74,10 @@ class DemoConfig:
     num_real: int | None = None
     seed: int = 0
     threads: int | None = None
+    # None = on a machine with 2+ CPU cores the two runs train (and are scored) side by side, one
+    # thread each: a cpu-tiny step is too small to keep two threads busy (measured 1 thread: ~70-90
+    # img/s, 2 threads: ~120), so two one-thread runs finish both in about the time of one.
+    parallel: bool | None = None
     cifar10: str | None = None  # explicit path to cifar10.zip (else ../shared/datasets, else download)
     progress: bool = True
     kid_subset_size: int = 500
@@ -245,6 +249,73 @@ def train_run(cfg: DemoConfig, data: Path, runs: Path, name: str, resume: str | 
     return run_dir
 
 
+def train_and_score(cfg: DemoConfig, data: Path, runs: Path, label: str, resume: str | None, methods: list[str],
+                    real_images: str, num_real: int) -> tuple[Path, dict[str, float]]:
+    """Train one demo run, then score its snapshots (curve points and the final one) against the reals."""
+    from gantl.data.dataset import ImageDataset
+
+    run_dir = train_run(cfg, data, runs, label, resume, methods)
+    reals = ImageDataset(real_images, use_labels=False, progress=False)
+    return run_dir, _score_run(cfg, run_dir, label, reals, num_real)
+
+
+def _worker(*args: Any) -> tuple[Path, dict[str, float]]:
+    """Process entry of a side-by-side run: one thread, so two runs share two cores without contention."""
+    import torch
+
+    torch.set_num_threads(1)
+    return train_and_score(*args)
+
+
+def run_both(cfg: DemoConfig, data: Path, runs: Path, real_images: str, num_real: int
+             ) -> dict[str, tuple[Path, dict[str, float]]]:
+    """Scratch and transfer, trained and scored side by side in two processes (one core each)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from dataclasses import replace
+
+    side = replace(cfg, threads=1, progress=False)
+    jobs = {"scratch": (None, []), "transfer": (cfg.source, list(cfg.transfer_methods))}
+    done_at: dict[str, float] = {}
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {label: pool.submit(_worker, side, data, runs, label, resume, methods, real_images, num_real)
+                   for label, (resume, methods) in jobs.items()}
+        while True:
+            finished, pending = wait(futures.values(), timeout=30, return_when=FIRST_EXCEPTION)
+            for f in finished:
+                if f.exception() is not None:
+                    for other in pending:
+                        other.cancel()
+                    raise f.exception()  # type: ignore[misc]
+            for label, f in futures.items():
+                if f in finished and label not in done_at:
+                    done_at[label] = time.time() - t0
+            if not pending:
+                break
+            print("    " + "; ".join(f"{label}: {_progress(runs, label, cfg.budget_kimg)}" for label in futures)
+                  + f" ({_mmss(time.time() - t0)})", flush=True)
+    return {label: f.result() for label, f in futures.items()}
+
+
+def _progress(runs: Path, label: str, budget_kimg: float) -> str:
+    """Where a side-by-side run is, read from its log.txt (training ticks, then scoring)."""
+    logs = sorted(runs.glob(f"*-{label}/log.txt"))
+    if not logs:
+        return "starting"
+    text = logs[-1].read_text(encoding="utf-8", errors="replace")
+    kimg = 0.0
+    for line in text.splitlines():
+        if " tick " in line and " kimg " in line:
+            try:
+                kimg = float(line.split(" kimg ", 1)[1].split()[0])
+            except (IndexError, ValueError):
+                continue
+    if (logs[-1].parent / "metrics.jsonl").is_file() or kimg >= budget_kimg:
+        return f"{kimg:g}/{budget_kimg:g} kimg, scoring"
+    return f"{kimg:g}/{budget_kimg:g} kimg"
+
+
 def _source_choices(source: str) -> dict[str, str]:
     """The model and preset the source was trained with (what both demo runs train)."""
     from gantl.transfer.source import source_training_choices
@@ -272,9 +343,20 @@ def planned_seconds(cfg: DemoConfig) -> dict[str, float]:
     """Expected seconds per step on 2 idle cores, from measured speeds; only used for the ETAs."""
     generated = 2 * ((cfg.curve_points - 1) * cfg.curve_num_gen + cfg.final_num_gen)
     train = cfg.budget_kimg * 1000 / _TRAIN_IMG_S + 10  # + start-up and snapshots
+    if use_parallel(cfg):  # one core per run: half the img/s and Inception speed, both at once
+        both = 2 * train + generated / _INCEPTION_IMG_S
+        return {"find and sample CIFAR-10 horses": 5, "curate": 40, "real-image statistics": 5,
+                "train and score both runs side by side": both, "write the report": 5}
     return {"find and sample CIFAR-10 horses": 5, "curate": 40, "real-image statistics": 5,
             "train from scratch": train, "train by transfer": train,
             "evaluate": generated / _INCEPTION_IMG_S, "write the report": 5}
+
+
+def use_parallel(cfg: DemoConfig) -> bool:
+    """Side by side unless told otherwise or the machine has a single core (or a thread count was set)."""
+    if cfg.parallel is not None:
+        return cfg.parallel
+    return (os.cpu_count() or 1) >= 2 and cfg.threads is None
 
 
 def real_statistics_source(reals: Any, extractor: Any, num_real: int, seed: int) -> str:
@@ -310,6 +392,21 @@ def record_curve(run_dir: Path, kimg: float, snapshot: Path, results: dict[str, 
             "against": f"{num_real} CIFAR-10 training horses"}
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")
+
+
+def _score_run(cfg: DemoConfig, run_dir: Path, label: str, reals: Any, num_real: int) -> dict[str, float]:
+    """Score a finished run's snapshots in this process (the one-core path)."""
+    snaps = snapshots(run_dir)
+    if not snaps:
+        raise GantlError(f"the {label} run wrote no snapshot; see {run_dir / 'log.txt'}")
+    for kimg, snap in snaps[:-1]:
+        res = evaluate_snapshot(snap, reals, cfg.curve_num_gen, cfg, f"{label} at {kimg:g} kimg")
+        record_curve(run_dir, kimg, snap, res, cfg.curve_num_gen, num_real)
+    kimg, snap = snaps[-1]
+    res = evaluate_snapshot(snap, reals, cfg.final_num_gen, cfg, f"{label} at {kimg:g} kimg (final)")
+    record_curve(run_dir, kimg, snap, res, cfg.final_num_gen, num_real)
+    print(f"    {label}: FID {res['fid']:.2f}  KID {res['kid']:.4f}", flush=True)
+    return {"fid": float(res["fid"]), "kid": float(res["kid"])}
 
 
 def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
@@ -362,32 +459,29 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
     timeline.end(step)
 
     runs = out / "runs"
-    step = "train from scratch"
-    timeline.begin(step)
-    scratch_dir = train_run(cfg, data, runs, "scratch", None, [])
-    timeline.end(step)
-
-    step = "train by transfer"
-    timeline.begin(step)
-    transfer_dir = train_run(cfg, data, runs, "transfer", cfg.source, list(cfg.transfer_methods))
-    timeline.end(step)
-
-    step = "evaluate"
-    timeline.begin(step)
-    final: dict[str, dict[str, float]] = {}
-    for label, run_dir in (("scratch", scratch_dir), ("transfer", transfer_dir)):
-        snaps = snapshots(run_dir)
-        if not snaps:
-            raise GantlError(f"the {label} run wrote no snapshot; see {run_dir / 'log.txt'}")
-        for kimg, snap in snaps[:-1]:
-            res = evaluate_snapshot(snap, reals, cfg.curve_num_gen, cfg, f"{label} at {kimg:g} kimg")
-            record_curve(run_dir, kimg, snap, res, cfg.curve_num_gen, num_real)
-        kimg, snap = snaps[-1]
-        res = evaluate_snapshot(snap, reals, cfg.final_num_gen, cfg, f"{label} at {kimg:g} kimg (final)")
-        record_curve(run_dir, kimg, snap, res, cfg.final_num_gen, num_real)
-        final[label] = {"fid": res["fid"], "kid": res["kid"]}
-        print(f"    {label}: FID {res['fid']:.2f}  KID {res['kid']:.4f}", flush=True)
-    timeline.end(step)
+    real_images = f"{zip_path}:{prefix}"
+    if use_parallel(cfg):
+        step = "train and score both runs side by side"
+        timeline.begin(step)
+        print(f"    scratch and transfer, {cfg.budget_kimg:g} kimg each, one CPU core each", flush=True)
+        both = run_both(cfg, data, runs, real_images, num_real)
+        (scratch_dir, scratch_res), (transfer_dir, transfer_res) = both["scratch"], both["transfer"]
+        timeline.end(step)
+    else:
+        step = "train from scratch"
+        timeline.begin(step)
+        scratch_dir = train_run(cfg, data, runs, "scratch", None, [])
+        timeline.end(step)
+        step = "train by transfer"
+        timeline.begin(step)
+        transfer_dir = train_run(cfg, data, runs, "transfer", cfg.source, list(cfg.transfer_methods))
+        timeline.end(step)
+        step = "evaluate"
+        timeline.begin(step)
+        scratch_res = _score_run(cfg, scratch_dir, "scratch", reals, num_real)
+        transfer_res = _score_run(cfg, transfer_dir, "transfer", reals, num_real)
+        timeline.end(step)
+    final: dict[str, dict[str, float]] = {"scratch": scratch_res, "transfer": transfer_res}
 
     step = "write the report"
     timeline.begin(step)
