@@ -149,7 +149,8 @@ def test_train_setup_folds_the_given_or_nearest_class(tmp_path, monkeypatch) -> 
     G, _ = _cond_and_uncond("resnet", "G")
     D, _ = _cond_and_uncond("resnet", "D")
     path = save_checkpoint(tmp_path / "cond.safetensors", {"G": G, "D": D, "G_ema": G},
-                           {"options": {"model": "resnet", "cfg": "resnet-tiny"}})
+                           {"options": {"model": "resnet", "cfg": "resnet-tiny"},
+                            "class_names": ["cat", "dog", "ship", "truck"]})
     G.eval()
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
 
@@ -169,5 +170,10 @@ def test_train_setup_folds_the_given_or_nearest_class(tmp_path, monkeypatch) -> 
     assert opts.source_class == "3"
     want = G(z, torch.nn.functional.one_hot(torch.full((3,), 3), 4).float())
     torch.testing.assert_close(setup.G_ema.eval()(z), want, rtol=1e-4, atol=1e-4)
-    with pytest.raises(Exception, match="class index or auto"):
+    # a class name of the source, or an int from a hand-written config.toml, pick the same class as its index
+    for same in ("dog", 1):
+        _, setup = setup_with(same)
+        want = G(z, torch.nn.functional.one_hot(torch.full((3,), 1), 4).float())
+        torch.testing.assert_close(setup.G_ema.eval()(z), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(Exception, match="class index, auto or one of: cat, dog, ship, truck; not 'horse'"):
         setup_with("horse")

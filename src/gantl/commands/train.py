@@ -74,7 +74,7 @@ def train(
     allow_partial: bool | None = typer.Option(None, "--allow-partial", help="Load only the fitting layers."),
     source_class: str | None = typer.Option(None, "--source-class", help="Conditional source, unconditional "
                                                                          "target: start from this source class "
-                                                                         "(index) or auto (nearest by FID)."),
+                                                                         "(index or name) or auto (nearest by FID)."),
     fresh_d: bool | None = typer.Option(None, "--fresh-d", help="Take only G/G_ema from --resume; D starts from "
                                                                 "its seeded init (for generator-only sources)."),
     init_g: str | None = typer.Option(None, "--init-g", help="With --resume: G starts from the source (default) "

@@ -214,12 +214,16 @@ def _source_class(opts: TrainOptions, source: Any, G: nn.Module, dataset: Any) -
     info = source.network_info("G")
     if not is_conditional_to_unconditional(info, G):
         return None
-    choice = (opts.source_class or "auto").strip()
+    choice = str(opts.source_class if opts.source_class is not None else "auto").strip()  # TOML may hold an int
     if choice != "auto":
+        names = list(source.metadata.get("class_names") or [])
+        if choice in names:
+            return names.index(choice)
         try:
             return int(choice)
         except ValueError:
-            raise ConfigError(f"--source-class takes a class index or auto, not '{choice}'") from None
+            known = f" or one of: {', '.join(names)}" if names else ""
+            raise ConfigError(f"--source-class takes a class index, auto{known}; not '{choice}'") from None
     if dataset is None:
         raise ConfigError("--source-class auto compares the source's classes with the target data: pass --data, "
                           "or give the class index")

@@ -79,7 +79,7 @@ class TrainOptions:
     resume: str | None = option(None, help="Source checkpoint or zoo name to start from.")
     allow_partial: bool = option(False, help="Load only the source tensors that fit the target.")
     source_class: str | None = option(None, help="With a class-conditional source and an unconditional target: "
-                                                 "the source class to start from (index), or auto: the class "
+                                                 "the source class to start from (index or name), or auto: the class "
                                                  "whose samples are nearest the target data by FID.")
     fresh_d: bool = option(False, help="Take only G (and G_ema) from the source; D starts from its seeded "
                                        "initialisation (needed for generator-only sources). Same as "
