@@ -52,8 +52,9 @@ def test_bundled_file_is_small_verified_and_loads(source: zoo.Source) -> None:
     G = ckpt.build("G_ema").eval()
     assert G.img_resolution == source.resolution and G.c_dim == source.c_dim
     assert ckpt.metadata["networks"]["G_ema"]["arch"] == source.arch
+    c = torch.eye(G.c_dim)[torch.arange(4) % G.c_dim] if G.c_dim else None  # a conditional source needs labels
     with torch.no_grad():
-        img = G(torch.randn(4, G.z_dim))
+        img = G(torch.randn(4, G.z_dim), c)
     assert img.shape == (4, 3, 32, 32) and torch.isfinite(img).all()
     card = zoo.card_text(source)
     assert card is not None
@@ -162,3 +163,27 @@ def test_models_info_and_list_print_metadata(capsys: pytest.CaptureFixture[str])
     models_info("nvidia-afhqcat-512")
     info = capsys.readouterr().out
     assert "afhqcat.pkl" in info and "recorded on first download" in info
+
+
+def test_conditional_source_makes_different_images_per_class() -> None:
+    """The label must matter: one latent under nine labels differs nearly as much as two latents do.
+
+    Measured with 16 latents: 0.77 for the bundled file; 0.53 for a predecessor whose label columns
+    had started at zero and barely grew (same seed, nearly the same picture in every class).
+    """
+    from gantl.checkpoints.format import load_checkpoint
+
+    source = {s.name: s for s in zoo.list_sources()}["cifar9-stylegan2-32-cond"]
+    assert source.c_dim == 9
+    ckpt = load_checkpoint(zoo.bundled_path(source))
+    assert ckpt.metadata["class_names"] == ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "ship",
+                                            "truck"]
+    G = ckpt.build("G_ema").eval()
+    gen = torch.Generator().manual_seed(0)
+    z, z_other = torch.randn(16, G.z_dim, generator=gen), torch.randn(16, G.z_dim, generator=gen)
+    with torch.no_grad():
+        per_class = torch.stack([G(z, torch.eye(9)[[k] * 16], noise_mode="const") for k in range(9)])
+        other = G(z_other, torch.eye(9)[[0] * 16], noise_mode="const")
+    across = (per_class[:, None] - per_class[None]).abs().mean(dim=(2, 3, 4, 5)).sum() / (9 * 8)
+    within = (per_class[0] - other).abs().mean()
+    assert across / within > 0.65
