@@ -152,6 +152,10 @@ def test_demo_end_to_end_tiny_budget(cifar10_zip: Path, tmp_path: Path, monkeypa
     for run_dir in saved["details"]["runs"].values():
         lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
         assert len(lines) == 2 and json.loads(lines[-1])["num_gen"] == 96
+    # the transfer run starts from the conditional source's deer class (index 4 of its nine)
+    assert saved["details"]["source"] == "cifar9-stylegan2-32-cond" and saved["details"]["source_class"] == "deer"
+    log = (Path(saved["details"]["runs"]["transfer"]) / "log.txt").read_text()
+    assert "source class 4 folded into the unconditional target (exact)" in log
 
 
 def test_side_by_side_only_with_two_cores_and_no_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,10 @@ def demo(
                                  help="Real horses for FID/KID (default: all 5,000, whose features ship "
                                       "with gantl for ../shared's CIFAR-10)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the horse sample, training and evaluation."),
+    source: str = typer.Option(None, "--source", help="Zoo name or checkpoint to transfer from (default: "
+                               "cifar9-stylegan2-32-cond, class deer)."),
+    source_class: str = typer.Option(None, "--source-class", help="Class of a conditional source to start from: "
+                                     "index, name or auto (nearest to the horses by FID)."),
 ) -> None:
     """Curate 500 CIFAR-10 horses, train from scratch and by transfer for the same budget, and compare them."""
     from gantl.demo import DemoConfig, run_demo
@@ -25,6 +29,10 @@ def demo(
     cfg = DemoConfig(out=out, seed=seed, cifar10=cifar10)
     if budget_kimg is not None:
         cfg.budget_kimg = budget_kimg
+    if source is not None:
+        cfg.source = source
+    if source_class is not None:
+        cfg.source_class = source_class
     if num_real is not None:
         cfg.num_real = num_real or None
     run_demo(cfg)
