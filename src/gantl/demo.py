@@ -61,11 +61,11 @@ class DemoConfig:
     source_class: str | None = "deer"
     num_images: int = 500  # horses to curate and train on
     resolution: int = 32
-    # Budget, from speeds measured on the 2-core machine (2026-12-03): the two runs train side by
-    # side at ~70-75 img/s each (one thread each), so 30 kimg take ~7 minutes; scoring 700 generated
-    # images per run (~3 img/s per core) ~4 minutes; curation ~40 s: ~12 minutes in all, under the
-    # 15 of issue 15. FID kept falling with kimg in every recipe measured (BENCHMARKS.md), so the
-    # budget is as large as that limit allows.
+    # Budget, from `make demo` measured on an idle 2-core machine (2026-12-03): the two runs train side
+    # by side at ~88 img/s each (one thread each), so 30 kimg take ~6 minutes; scoring 700 generated
+    # images per run ~65 s; curation ~10 s: 7 min 14 s in all. That leaves room under issue 15's
+    # 15 minutes for a busier or slower machine (at the ~45 img/s of a loaded one it is ~13 min);
+    # the transfer run's last 15 kimg bought 3.8 FID (94.6 -> 90.8), so more would buy little.
     budget_kimg: float = 30.0  # per run, identical for scratch and transfer
     # The transfer recipe measured best on these horses (benchmarks/demo_recipes.py, BENCHMARKS.md):
     # from the deer class, fine-tuning every layer at the source's own learning rate reached FID 90.8
@@ -78,7 +78,7 @@ class DemoConfig:
     final_num_gen: int = 500  # generated images for the final table
     # Real horses for the reference statistics: None = all 5,000. Their features ship with gantl
     # (gantl.metrics.bundled_stats, found by content hash), so this costs nothing for the CIFAR-10
-    # copy in ../shared; another copy of CIFAR-10 computes them once (~17 min) and caches them.
+    # copy in ../shared; another copy of CIFAR-10 computes them once (~6 min) and caches them.
     num_real: int | None = None
     seed: int = 0
     threads: int | None = None
@@ -356,9 +356,9 @@ def snapshots(run_dir: Path) -> list[tuple[float, Path]]:
 
 
 # Measured on the 2-core machine (BENCHMARKS.md): Inception features and cpu-tiny training, img/s.
-_INCEPTION_IMG_S = 5.0
+_INCEPTION_IMG_S = 15.0  # 2 threads, or the sum of two one-thread processes (2026-12-03: 1,400 in 65 s)
 _TRAIN_IMG_S = 90.0
-_SIDE_BY_SIDE_IMG_S = 72.0  # each of two one-thread runs sharing the two cores (2026-12-03)
+_SIDE_BY_SIDE_IMG_S = 80.0  # each of two one-thread runs sharing the two cores (2026-12-03: ~88 idle)
 
 
 def planned_seconds(cfg: DemoConfig) -> dict[str, float]:
