@@ -181,3 +181,12 @@ def test_side_by_side_progress_reads_the_run_logs(tmp_path: Path) -> None:
     assert demo._progress(tmp_path, "scratch", 12) == "4.032/12 kimg"
     (run / "metrics.jsonl").write_text("{}\n", encoding="utf-8")
     assert demo._progress(tmp_path, "scratch", 12) == "4.032/12 kimg, scoring"
+
+
+def test_source_class_applies_only_to_a_conditional_source() -> None:
+    assert demo._source_class_used(demo.DemoConfig()) == "deer"  # the default: class deer of the cond source
+    assert demo._class_note(demo.DemoConfig()) == ", class deer"
+    # an unconditional source has no classes: the option is ignored, and the report says nothing of it
+    assert demo._source_class_used(demo.DemoConfig(source="cifar9-stylegan2-32")) is None
+    assert demo._class_note(demo.DemoConfig(source="cifar9-stylegan2-32")) == ""
+    assert demo._source_class_used(demo.DemoConfig(source_class=None)) is None

@@ -325,16 +325,22 @@ def _progress(runs: Path, label: str, budget_kimg: float) -> str:
     return f"{kimg:g}/{budget_kimg:g} kimg"
 
 
-def _class_note(cfg: DemoConfig) -> str:
-    """", class deer" when the transfer starts from one class of a class-conditional source."""
+def _source_class_used(cfg: DemoConfig) -> str | None:
+    """The source class the transfer starts from: ``cfg.source_class`` if the source is conditional."""
     from gantl.checkpoints.format import read_header
     from gantl.transfer.source import resolve_source
 
     if not cfg.source_class:
-        return ""
+        return None
     meta, _ = read_header(resolve_source(cfg.source))
     c_dim = ((meta or {}).get("networks", {}).get("G", {}).get("config") or {}).get("c_dim")
-    return f", class {cfg.source_class}" if c_dim else ""
+    return cfg.source_class if c_dim else None
+
+
+def _class_note(cfg: DemoConfig) -> str:
+    """", class deer" when the transfer starts from one class of a class-conditional source."""
+    used = _source_class_used(cfg)
+    return f", class {used}" if used else ""
 
 
 def _source_choices(source: str) -> dict[str, str]:
@@ -513,7 +519,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
         "scratch": final["scratch"], "transfer": final["transfer"], "budget_kimg": cfg.budget_kimg,
         "wall_s": round(wall, 1),
         "details": {
-            "source": cfg.source, "source_class": _class_note(cfg).removeprefix(", class ") or None,
+            "source": cfg.source, "source_class": _source_class_used(cfg),
             "source_file": str(source_path), "images_sampled": cfg.num_images,
             "curation": counts, "final_num_gen": cfg.final_num_gen, "curve_num_gen": cfg.curve_num_gen,
             "num_real": num_real, "real_images": f"{zip_path}:{prefix}",
