@@ -337,9 +337,12 @@ def _source_class_used(cfg: DemoConfig) -> str | None:
     return cfg.source_class if c_dim else None
 
 
-def _class_note(cfg: DemoConfig) -> str:
-    """", class deer" when the transfer starts from one class of a class-conditional source."""
-    used = _source_class_used(cfg)
+def _class_note(cfg: DemoConfig, used: str | None = None) -> str:
+    """", class deer" when the transfer starts from one class of a class-conditional source.
+
+    ``used``: the result of :func:`_source_class_used` when the caller has it (saves a header read).
+    """
+    used = used if used is not None else _source_class_used(cfg)
     return f", class {used}" if used else ""
 
 
@@ -462,7 +465,8 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
     raw = work / "horses-raw"
     sample_horses(zip_path, prefix, cfg.num_images, cfg.seed, raw)
     source_path = zoo.resolve(cfg.source)
-    print(f"    {cfg.num_images} horses from {zip_path}:{prefix}; source {cfg.source}{_class_note(cfg)} "
+    source_class = _source_class_used(cfg)  # read once: the header of the source, for the messages below
+    print(f"    {cfg.num_images} horses from {zip_path}:{prefix}; source {cfg.source}{_class_note(cfg, source_class)} "
           f"({source_path.name})", flush=True)
     timeline.end(step)
 
@@ -519,7 +523,7 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
         "scratch": final["scratch"], "transfer": final["transfer"], "budget_kimg": cfg.budget_kimg,
         "wall_s": round(wall, 1),
         "details": {
-            "source": cfg.source, "source_class": _source_class_used(cfg),
+            "source": cfg.source, "source_class": source_class,
             "source_file": str(source_path), "images_sampled": cfg.num_images,
             "curation": counts, "final_num_gen": cfg.final_num_gen, "curve_num_gen": cfg.curve_num_gen,
             "num_real": num_real, "real_images": f"{zip_path}:{prefix}",
@@ -532,7 +536,8 @@ def run_demo(cfg: DemoConfig | None = None) -> dict[str, Any]:
         title="gantl demo: 500 CIFAR-10 horses, transfer vs. from scratch",
         subtitle=(f"Both runs: {arch.get('model', 'stylegan2')} ({arch.get('cfg', '?')}), {cfg.budget_kimg:g} kimg, "
                   f"ADA, seed {cfg.seed}. "
-                  f"Transfer starts from '{cfg.source}'{_class_note(cfg)} (trained on CIFAR-10 without horses) with "
+                  f"Transfer starts from '{cfg.source}'{_class_note(cfg, source_class)} "
+                  "(trained on CIFAR-10 without horses) with "
                   f"{' + '.join(cfg.transfer_methods) or 'plain fine-tuning'}. Total demo time {_mmss(wall)}."),
         final={"from scratch": final["scratch"], f"transfer from {cfg.source}": final["transfer"]},
         final_caption=(f"FID and KID at the end of training ({cfg.final_num_gen} generated images vs. "
